@@ -1,0 +1,43 @@
+/* addr: RFC 5321 paths and mailboxes, with RFC 6531 UTF-8.
+ *
+ * Promises: a parsed mailbox never holds NUL, CR, LF or any other control
+ * character; its local part is canonical (a quoted local part that is also a
+ * dot-string loses its quotes) and its domain is lowercased; a source route
+ * is parsed and dropped, as RFC 5321 4.1.1.3 says.  Nothing here interprets
+ * '%', '!' or a quoted '@' as routing. */
+#ifndef TERN_ADDR_H
+#define TERN_ADDR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define ADDR_LOCAL_MAX 64
+#define ADDR_DOMAIN_MAX 255
+#define ADDR_MAX 254	/* RFC 5321 4.5.3.1.3: a path is 256 octets with <> */
+#define ADDR_BUFFER (ADDR_LOCAL_MAX + 3 + 1 + ADDR_DOMAIN_MAX + 1)	/* local@domain */
+
+struct mailbox {
+	char local[ADDR_LOCAL_MAX + 3];	/* room for the quotes */
+	char domain[ADDR_DOMAIN_MAX + 1];	/* empty for <> and bare postmaster */
+	bool utf8;			/* holds non-ASCII characters */
+};
+
+enum addr_status { ADDR_OK = 0, ADDR_SYNTAX, ADDR_TOO_LONG };
+
+#define ADDR_ALLOW_NULL 1		/* <> (MAIL FROM) */
+#define ADDR_ALLOW_POSTMASTER 2		/* <Postmaster> (RCPT TO) */
+
+/* Parses a path "<...>" at S (LEN octets); *USED gets the octets taken. */
+enum addr_status addr_parse_path(const char *s, size_t len, int flags,
+				 struct mailbox *m, size_t *used);
+
+/* Parses a bare mailbox "local@domain" filling all of S (tables, envelopes). */
+enum addr_status addr_parse(const char *s, struct mailbox *m);
+
+/* "local@domain", "" for the null path, "postmaster" for bare postmaster. */
+void addr_format(const struct mailbox *m, char *out, size_t outsize);
+
+/* True if S is well-formed UTF-8 with at least one non-ASCII character. */
+bool utf8_valid(const char *s, size_t len, bool *has_non_ascii);
+
+#endif

@@ -1,0 +1,334 @@
+#include "conf.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util.h"
+
+enum kind { K_STRING, K_PATH, K_BOOL, K_DURATION, K_SIZE, K_COUNT, K_PORT };
+
+struct key {
+	const char *name;
+	enum kind kind;
+	size_t offset;
+	size_t size;
+};
+
+#define FIELD(name, kind) { #name, kind, offsetof(struct tern_conf, name), \
+		sizeof(((struct tern_conf *)0)->name) }
+
+static const struct key keys[] = {
+	FIELD(hostname, K_STRING),
+	FIELD(instance, K_BOOL),
+	FIELD(spool, K_PATH),
+	FIELD(max_message_size, K_SIZE),
+	FIELD(max_recipients, K_COUNT),
+	FIELD(max_errors, K_COUNT),
+	FIELD(max_line_length, K_COUNT),
+	FIELD(max_header_size, K_SIZE),
+	FIELD(max_received, K_COUNT),
+	FIELD(command_timeout, K_DURATION),
+	FIELD(data_timeout, K_DURATION),
+	FIELD(queue_minfree, K_SIZE),
+	FIELD(recipient_delimiter, K_STRING),
+	FIELD(local_concurrency, K_COUNT),
+	FIELD(remote_concurrency, K_COUNT),
+	FIELD(remote_concurrency_per_destination, K_COUNT),
+	FIELD(retry_first, K_DURATION),
+	FIELD(retry_max, K_DURATION),
+	FIELD(queue_lifetime, K_DURATION),
+	FIELD(delay_warning, K_BOOL),
+	FIELD(delay_warning_after, K_DURATION),
+	FIELD(bounce_max_size, K_SIZE),
+	FIELD(dns_server, K_STRING),
+	FIELD(smtp_port, K_PORT),
+	FIELD(tls_cert, K_STRING),
+	FIELD(tls_key, K_STRING),
+	FIELD(tls_priority, K_STRING),
+	FIELD(tls_handshake_timeout, K_DURATION),
+	FIELD(tls_ca_file, K_PATH),
+	FIELD(auth_plaintext, K_BOOL),
+	FIELD(auth_max_failures, K_COUNT),
+	FIELD(auth_checkpassword, K_PATH),
+	FIELD(received_auth, K_BOOL),
+};
+
+const char *conf_choose_path(const char *flag, bool ignore_env)
+{
+	if (ignore_env)
+		return CONFDIR "/tern.conf";
+	if (flag != NULL && flag[0] != '\0')
+		return flag;
+	const char *env = getenv("TERN_CONFIG");
+	if (env != NULL && env[0] != '\0')
+		return env;
+	return CONFDIR "/tern.conf";
+}
+
+void conf_defaults(struct tern_conf *c)
+{
+	memset(c, 0, sizeof *c);
+	str_copy(c->spool, sizeof c->spool, SPOOLDIR);
+	c->max_message_size = 35ULL << 20;
+	c->max_recipients = 100;
+	c->max_errors = 20;
+	c->max_line_length = 2048;
+	c->max_header_size = 1ULL << 20;
+	c->max_received = 100;
+	c->command_timeout = 5 * 60;
+	c->data_timeout = 10 * 60;
+	c->queue_minfree = 64ULL << 20;
+	c->local_concurrency = 20;
+	c->remote_concurrency = 50;
+	c->remote_concurrency_per_destination = 10;
+	c->retry_first = 5 * 60;
+	c->retry_max = 4 * 3600;
+	c->queue_lifetime = 5 * 86400;
+	c->delay_warning_after = 4 * 3600;
+	c->bounce_max_size = 256ULL << 10;
+	c->smtp_port = 25;
+	str_copy(c->tls_priority, sizeof c->tls_priority,
+		 "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2");
+	c->tls_handshake_timeout = 30;
+	c->auth_max_failures = 3;
+	c->received_auth = true;
+}
+
+static int parse_number(const char *s, uint64_t *number, const char **suffix)
+{
+	char *end;
+
+	if (!isdigit((unsigned char)s[0]))
+		return -1;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno != 0)
+		return -1;
+	*number = v;
+	*suffix = end;
+	return 0;
+}
+
+int conf_parse_duration(const char *s, unsigned *out)
+{
+	uint64_t v, unit;
+	const char *suffix;
+
+	if (parse_number(s, &v, &suffix) < 0)
+		return -1;
+	if (strcmp(suffix, "") == 0 || strcmp(suffix, "s") == 0)
+		unit = 1;
+	else if (strcmp(suffix, "m") == 0)
+		unit = 60;
+	else if (strcmp(suffix, "h") == 0)
+		unit = 3600;
+	else if (strcmp(suffix, "d") == 0)
+		unit = 86400;
+	else
+		return -1;
+	if (v > UINT32_MAX / unit)
+		return -1;
+	*out = (unsigned)(v * unit);
+	return 0;
+}
+
+int conf_parse_size(const char *s, uint64_t *out)
+{
+	uint64_t v, unit;
+	const char *suffix;
+
+	if (parse_number(s, &v, &suffix) < 0)
+		return -1;
+	if (strcmp(suffix, "") == 0)
+		unit = 1;
+	else if (strcmp(suffix, "K") == 0 || strcmp(suffix, "k") == 0)
+		unit = 1ULL << 10;
+	else if (strcmp(suffix, "M") == 0)
+		unit = 1ULL << 20;
+	else if (strcmp(suffix, "G") == 0)
+		unit = 1ULL << 30;
+	else
+		return -1;
+	if (v > UINT64_MAX / unit)
+		return -1;
+	*out = v * unit;
+	return 0;
+}
+
+int conf_parse_bool(const char *s, bool *out)
+{
+	if (strcmp(s, "yes") == 0)
+		*out = true;
+	else if (strcmp(s, "no") == 0)
+		*out = false;
+	else
+		return -1;
+	return 0;
+}
+
+static const struct key *find_key(const char *name)
+{
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+		if (strcmp(keys[i].name, name) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+/* Stores VALUE into the field KEY describes; returns a message on error. */
+static const char *set_value(struct tern_conf *c, const struct key *key,
+			     const char *value)
+{
+	void *field = (char *)c + key->offset;
+	uint64_t number;
+
+	switch (key->kind) {
+	case K_STRING:
+		if (!str_copy(field, key->size, value))
+			return "value too long";
+		return NULL;
+	case K_PATH:
+		if (value[0] == '\0') {
+			*(char *)field = '\0';
+			return NULL;
+		}
+		if (conf_path(c, value, field, key->size) < 0)
+			return "path too long";
+		return NULL;
+	case K_BOOL:
+		return conf_parse_bool(value, field) < 0 ? "expected yes or no" : NULL;
+	case K_DURATION:
+		return conf_parse_duration(value, field) < 0
+			? "expected a duration such as 90s, 5m, 2h or 5d" : NULL;
+	case K_SIZE:
+		return conf_parse_size(value, field) < 0
+			? "expected a size such as 512K, 35M or 1G" : NULL;
+	case K_COUNT:
+		if (conf_parse_size(value, &number) < 0 || number > UINT32_MAX
+		    || strspn(value, "0123456789") != strlen(value))
+			return "expected a whole number";
+		*(unsigned *)field = (unsigned)number;
+		return NULL;
+	case K_PORT:
+		if (conf_parse_size(value, &number) < 0 || number == 0 || number > 65535
+		    || strspn(value, "0123456789") != strlen(value))
+			return "expected a port number from 1 to 65535";
+		*(unsigned *)field = (unsigned)number;
+		return NULL;
+	}
+	return "internal error";
+}
+
+static char *trim(char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	size_t len = strlen(s);
+	while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t' ||
+			   s[len - 1] == '\r' || s[len - 1] == '\n'))
+		s[--len] = '\0';
+	return s;
+}
+
+static int set_location(struct tern_conf *c, const char *path)
+{
+	char cwd[PATH_MAX];
+
+	if (path[0] == '/') {
+		if (!str_copy(c->path, sizeof c->path, path))
+			return -1;
+	} else {
+		if (getcwd(cwd, sizeof cwd) == NULL)
+			return -1;
+		if (path_join(c->path, sizeof c->path, cwd, path) < 0)
+			return -1;
+	}
+	str_copy(c->dir, sizeof c->dir, c->path);
+	char *slash = strrchr(c->dir, '/');
+	if (slash == c->dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	return 0;
+}
+
+static int fail(char *err, size_t errsize, const char *path, unsigned line,
+		const char *message)
+{
+	const char *base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	if (line > 0)
+		snprintf(err, errsize, "%s:%u: %s", base, line, message);
+	else
+		snprintf(err, errsize, "%s: %s", path, message);
+	return -1;
+}
+
+int conf_load(struct tern_conf *c, const char *path, char *err, size_t errsize)
+{
+	char line[4096];
+	unsigned lineno = 0;
+	bool spool_set = false;
+
+	conf_defaults(c);
+	if (set_location(c, path) < 0)
+		return fail(err, errsize, path, 0, "path too long");
+	FILE *f = fopen(c->path, "re");
+	if (f == NULL)
+		return fail(err, errsize, path, 0, strerror(errno));
+	while (fgets(line, sizeof line, f) != NULL) {
+		lineno++;
+		if (strchr(line, '\n') == NULL && !feof(f)) {
+			fclose(f);
+			return fail(err, errsize, path, lineno, "line too long");
+		}
+		char *s = trim(line);
+		if (s[0] == '\0' || line[0] == '#')
+			continue;
+		char *eq = strchr(s, '=');
+		if (eq == NULL) {
+			fclose(f);
+			return fail(err, errsize, path, lineno, "expected key = value");
+		}
+		*eq = '\0';
+		char *name = trim(s);
+		char *value = trim(eq + 1);
+		const struct key *key = find_key(name);
+		if (key == NULL) {
+			char message[300];
+			snprintf(message, sizeof message, "unknown key '%.200s'", name);
+			fclose(f);
+			return fail(err, errsize, path, lineno, message);
+		}
+		const char *problem = set_value(c, key, value);
+		if (problem != NULL) {
+			char message[400];
+			snprintf(message, sizeof message, "%s: %s", name, problem);
+			fclose(f);
+			return fail(err, errsize, path, lineno, message);
+		}
+		if (strcmp(name, "spool") == 0)
+			spool_set = true;
+	}
+	if (ferror(f)) {
+		fclose(f);
+		return fail(err, errsize, path, 0, strerror(errno));
+	}
+	fclose(f);
+	if (!spool_set && c->instance)
+		conf_path(c, "../spool", c->spool, sizeof c->spool);
+	if (!c->instance && c->hostname[0] == '\0')
+		return fail(err, errsize, path, lineno ? lineno : 1,
+			    "hostname: required unless instance = yes");
+	if (c->hostname[0] == '\0')
+		str_copy(c->hostname, sizeof c->hostname, "localhost");
+	return 0;
+}
+
+int conf_path(const struct tern_conf *c, const char *name, char *out, size_t outsize)
+{
+	return path_join(out, outsize, c->dir, name);
+}

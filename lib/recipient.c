@@ -1,0 +1,145 @@
+#include "recipient.h"
+
+#include <ctype.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "util.h"
+
+void recipient_tables_init(struct recipient_tables *t, const struct tern_conf *c)
+{
+	t->conf = c;
+	table_init(&t->domains, c, "domains");
+	table_init(&t->mailboxes, c, "mailboxes");
+	table_init(&t->aliases, c, "aliases");
+}
+
+void recipient_tables_close(struct recipient_tables *t)
+{
+	table_close(&t->domains);
+	table_close(&t->mailboxes);
+	table_close(&t->aliases);
+}
+
+int recipient_first_domain(struct recipient_tables *t, char *out, size_t outsize)
+{
+	return table_lookup(&t->domains, TABLE_FIRST_DOMAIN_KEY, out, outsize) == TABLE_FOUND
+		? 0 : -1;
+}
+
+static bool tempfail(struct resolution *out, const char *table)
+{
+	out->kind = RESOLVE_TEMPFAIL;
+	out->failed_table = table;
+	return true;
+}
+
+/* Looks KEY up in mailboxes, then aliases.  True when OUT is final. */
+static bool lookup_address(struct recipient_tables *t, const char *key,
+			   struct resolution *out)
+{
+	enum table_result r;
+
+	str_copy(out->key, sizeof out->key, key);
+	r = table_lookup(&t->mailboxes, key, out->value, sizeof out->value);
+	if (r == TABLE_TEMPFAIL)
+		return tempfail(out, "mailboxes");
+	if (r == TABLE_FOUND) {
+		char path[TABLE_VALUE_MAX];
+		out->kind = RESOLVE_MAILBOX;
+		if (conf_path(t->conf, out->value, path, sizeof path) < 0)
+			return tempfail(out, "mailboxes");
+		str_copy(out->value, sizeof out->value, path);
+		return true;
+	}
+	r = table_lookup(&t->aliases, key, out->value, sizeof out->value);
+	if (r == TABLE_TEMPFAIL)
+		return tempfail(out, "aliases");
+	if (r == TABLE_FOUND) {
+		out->kind = RESOLVE_ALIAS;
+		return true;
+	}
+	return false;
+}
+
+static bool plain_login(const char *name)
+{
+	if (name[0] == '\0' || name[0] == '.' || name[0] == '-' || strlen(name) > 32)
+		return false;
+	for (const char *p = name; *p; p++)
+		if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p) &&
+		    *p != '.' && *p != '_' && *p != '-')
+			return false;
+	return true;
+}
+
+static bool lookup_system(const char *login, struct resolution *out)
+{
+	if (!plain_login(login))
+		return false;
+	struct passwd *pw = getpwnam(login);
+	if (pw == NULL || pw->pw_dir == NULL || pw->pw_dir[0] != '/')
+		return false;
+	out->kind = RESOLVE_SYSTEM;
+	str_copy(out->key, sizeof out->key, login);
+	snprintf(out->value, sizeof out->value, "%s/Maildir", pw->pw_dir);
+	return true;
+}
+
+void recipient_resolve(struct recipient_tables *t, const struct mailbox *m,
+		       struct resolution *out)
+{
+	char domain[ADDR_DOMAIN_MAX + 1], local[sizeof m->local], kind[16], key[ADDR_BUFFER];
+
+	memset(out, 0, sizeof *out);
+	str_copy(local, sizeof local, m->local);
+	str_lower(local);
+	str_copy(domain, sizeof domain, m->domain);
+	if (domain[0] == '\0') {	/* bare postmaster */
+		enum table_result r = table_lookup(&t->domains, TABLE_FIRST_DOMAIN_KEY,
+						   domain, sizeof domain);
+		if (r == TABLE_TEMPFAIL) {
+			tempfail(out, "domains");
+			return;
+		}
+		if (r == TABLE_NOTFOUND) {
+			out->kind = RESOLVE_POSTMASTER;
+			return;
+		}
+	}
+	enum table_result r = table_lookup(&t->domains, domain, kind, sizeof kind);
+	if (r == TABLE_TEMPFAIL) {
+		tempfail(out, "domains");
+		return;
+	}
+	if (r == TABLE_NOTFOUND) {
+		out->kind = RESOLVE_REMOTE;
+		return;
+	}
+	snprintf(key, sizeof key, "%s@%s", local, domain);
+	if (lookup_address(t, key, out))
+		return;
+	const char *delimiters = t->conf->recipient_delimiter;
+	size_t base_len = delimiters[0] != '\0' && local[0] != '"'
+		? strcspn(local, delimiters) : strlen(local);
+	if (base_len > 0 && base_len < strlen(local)) {
+		local[base_len] = '\0';
+		snprintf(key, sizeof key, "%s@%s", local, domain);
+		if (lookup_address(t, key, out))
+			return;
+	}
+	if (strcmp(kind, "system") == 0 && lookup_system(local, out))
+		return;
+	if (strcmp(local, "postmaster") == 0) {
+		char first[ADDR_DOMAIN_MAX + 1];
+		if (recipient_first_domain(t, first, sizeof first) == 0) {
+			snprintf(key, sizeof key, "postmaster@%s", first);
+			if (strcmp(first, domain) != 0 && lookup_address(t, key, out))
+				return;
+		}
+		out->kind = RESOLVE_POSTMASTER;
+		return;
+	}
+	out->kind = RESOLVE_UNKNOWN;
+}

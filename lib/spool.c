@@ -1,0 +1,323 @@
+#include "spool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util.h"
+
+static const char *const spool_dirs[] = {
+	"tmp", "incoming", "queue", "state", "control", NULL,
+};
+
+int spool_path(char *out, size_t outsize, const char *spool, const char *dir,
+	       const char *id)
+{
+	int n;
+
+	if (id == NULL)
+		n = snprintf(out, outsize, "%s/%s", spool, dir);
+	else
+		n = snprintf(out, outsize, "%s/%s/%s", spool, dir, id);
+	if (n < 0 || (size_t)n >= outsize) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+int spool_create(const char *spool)
+{
+	char path[4096];
+
+	if (mkdir(spool, 0700) < 0 && errno != EEXIST)
+		return -1;
+	for (size_t i = 0; spool_dirs[i] != NULL; i++) {
+		if (spool_path(path, sizeof path, spool, spool_dirs[i], NULL) < 0)
+			return -1;
+		if (mkdir(path, 0700) < 0 && errno != EEXIST)
+			return -1;
+	}
+	if (spool_path(path, sizeof path, spool, "trigger", NULL) < 0)
+		return -1;
+	if (mkfifo(path, 0600) < 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+int spool_write_envelope(int fd, uint64_t msglen, time_t queued, const char *sender,
+			 char *const *rcpts, size_t nrcpts)
+{
+	size_t size = 64 + strlen(sender);
+	for (size_t i = 0; i < nrcpts; i++)
+		size += 6 + strlen(rcpts[i]);
+	char *block = malloc(size + SPOOL_FOOTER_SIZE + 1);
+	if (block == NULL)
+		return -1;
+	size_t n = (size_t)snprintf(block, size, "time %lld\nfrom %s\n",
+				    (long long)queued, sender);
+	for (size_t i = 0; i < nrcpts; i++)
+		n += (size_t)snprintf(block + n, size - n, "rcpt %s\n", rcpts[i]);
+	snprintf(block + n, SPOOL_FOOTER_SIZE + 1, "TERN1 %016" PRIx64 " %08zx\n",
+		 msglen, n);
+	int r = write_all(fd, block, n + SPOOL_FOOTER_SIZE);
+	free(block);
+	return r;
+}
+
+static int parse_footer(const char *footer, uint64_t *msglen, size_t *envlen)
+{
+	char copy[SPOOL_FOOTER_SIZE + 1];
+	unsigned long long m;
+	unsigned long e;
+	char tail;
+
+	memcpy(copy, footer, SPOOL_FOOTER_SIZE);
+	copy[SPOOL_FOOTER_SIZE] = '\0';
+	if (memcmp(copy, "TERN1 ", 6) != 0 || copy[SPOOL_FOOTER_SIZE - 1] != '\n')
+		return -1;
+	if (sscanf(copy, "TERN1 %16llx %8lx%c", &m, &e, &tail) != 3 || tail != '\n')
+		return -1;
+	*msglen = m;
+	*envlen = e;
+	return 0;
+}
+
+static int parse_block(struct envelope *env, size_t len)
+{
+	size_t cap = 8;
+	char *p = env->block, *end = env->block + len;
+
+	env->rcpts = malloc(cap * sizeof *env->rcpts);
+	if (env->rcpts == NULL)
+		return -1;
+	env->sender = NULL;
+	while (p < end) {
+		char *nl = memchr(p, '\n', (size_t)(end - p));
+		if (nl == NULL)
+			return -1;
+		*nl = '\0';
+		if (strncmp(p, "time ", 5) == 0) {
+			env->queued = (time_t)strtoll(p + 5, NULL, 10);
+		} else if (strncmp(p, "from ", 5) == 0) {
+			env->sender = p + 5;
+		} else if (strncmp(p, "rcpt ", 5) == 0) {
+			if (env->nrcpts == cap) {
+				cap *= 2;
+				char **more = realloc(env->rcpts, cap * sizeof *more);
+				if (more == NULL)
+					return -1;
+				env->rcpts = more;
+			}
+			env->rcpts[env->nrcpts++] = p + 5;
+		} else {
+			return -1;
+		}
+		p = nl + 1;
+	}
+	return env->sender == NULL ? -1 : 0;
+}
+
+int spool_read_envelope(int fd, struct envelope *env)
+{
+	struct stat st;
+	char footer[SPOOL_FOOTER_SIZE];
+	size_t envlen;
+
+	memset(env, 0, sizeof *env);
+	if (fstat(fd, &st) < 0)
+		return -1;
+	if (st.st_size < SPOOL_FOOTER_SIZE)
+		goto malformed;
+	off_t at = st.st_size - SPOOL_FOOTER_SIZE;
+	if (pread(fd, footer, sizeof footer, at) != (ssize_t)sizeof footer)
+		return -1;
+	if (parse_footer(footer, &env->msglen, &envlen) < 0 || envlen > SPOOL_ENVELOPE_MAX ||
+	    env->msglen + envlen + SPOOL_FOOTER_SIZE != (uint64_t)st.st_size)
+		goto malformed;
+	env->block = malloc(envlen + 1);
+	if (env->block == NULL)
+		return -1;
+	if (pread(fd, env->block, envlen, (off_t)env->msglen) != (ssize_t)envlen) {
+		spool_free_envelope(env);
+		return -1;
+	}
+	env->block[envlen] = '\0';
+	if (parse_block(env, envlen) < 0) {
+		spool_free_envelope(env);
+		goto malformed;
+	}
+	return 0;
+malformed:
+	errno = EBADMSG;
+	return -1;
+}
+
+void spool_free_envelope(struct envelope *env)
+{
+	free(env->rcpts);
+	free(env->block);
+	memset(env, 0, sizeof *env);
+}
+
+static const char *const state_names[] = {
+	[RCPT_PENDING] = "pending", [RCPT_DEFERRED] = "deferred",
+	[RCPT_HELD] = "held", [RCPT_DELIVERED] = "delivered",
+	[RCPT_FAILED] = "failed", [RCPT_BOUNCED] = "bounced",
+};
+
+const char *rcpt_state_name(enum rcpt_state s)
+{
+	return state_names[s];
+}
+
+static int state_from_name(const char *name, enum rcpt_state *s)
+{
+	for (size_t i = 0; i < sizeof state_names / sizeof state_names[0]; i++) {
+		if (strcmp(state_names[i], name) == 0) {
+			*s = (enum rcpt_state)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* Error texts go on one line between tabs. */
+static void clean_text(char *out, size_t outsize, const char *in)
+{
+	size_t n = 0;
+
+	for (; *in && n + 1 < outsize; in++)
+		out[n++] = (*in == '\t' || *in == '\n' || *in == '\r') ? ' ' : *in;
+	out[n] = '\0';
+}
+
+int spool_write_state(const char *spool, const char *id,
+		      const struct rcpt_record *r, size_t n)
+{
+	char path[4096], tmp[4200], error[SPOOL_ERROR_MAX];
+
+	if (spool_path(path, sizeof path, spool, "state", id) < 0)
+		return -1;
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	FILE *f = fopen(tmp, "we");
+	if (f == NULL)
+		return -1;
+	fprintf(f, "tern-state 1\n");
+	for (size_t i = 0; i < n; i++) {
+		clean_text(error, sizeof error, r[i].last_error);
+		fprintf(f, "%s\t%lld\t%u\t%s\t%s\t%s\n", rcpt_state_name(r[i].state),
+			(long long)r[i].next_try, r[i].attempts, r[i].orcpt, r[i].addr, error);
+	}
+	if (fflush(f) != 0 || fsync(fileno(f)) < 0) {
+		fclose(f);
+		unlink(tmp);
+		return -1;
+	}
+	if (fclose(f) != 0 || rename(tmp, path) < 0) {
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+static int parse_state_line(char *line, struct rcpt_record *r)
+{
+	char *field[6];
+	size_t nf = 0;
+
+	for (char *p = line; nf < 6; nf++) {
+		field[nf] = p;
+		char *tab = strchr(p, '\t');
+		if (tab == NULL) {
+			nf++;
+			break;
+		}
+		*tab = '\0';
+		p = tab + 1;
+	}
+	if (nf != 6)
+		return -1;
+	memset(r, 0, sizeof *r);
+	if (state_from_name(field[0], &r->state) < 0)
+		return -1;
+	r->next_try = (time_t)strtoll(field[1], NULL, 10);
+	r->attempts = (unsigned)strtoul(field[2], NULL, 10);
+	r->orcpt = strdup(field[3]);
+	r->addr = strdup(field[4]);
+	str_copy(r->last_error, sizeof r->last_error, field[5]);
+	if (r->orcpt == NULL || r->addr == NULL) {
+		free(r->orcpt);
+		free(r->addr);
+		return -1;
+	}
+	return 0;
+}
+
+int spool_read_state(const char *spool, const char *id,
+		     struct rcpt_record **out, size_t *count)
+{
+	char path[4096], line[8192];
+	struct rcpt_record *r = NULL;
+	size_t n = 0, cap = 0;
+
+	if (spool_path(path, sizeof path, spool, "state", id) < 0)
+		return -1;
+	FILE *f = fopen(path, "re");
+	if (f == NULL)
+		return errno == ENOENT ? 0 : -1;
+	if (fgets(line, sizeof line, f) == NULL || strcmp(line, "tern-state 1\n") != 0)
+		goto bad;
+	while (fgets(line, sizeof line, f) != NULL) {
+		size_t len = strlen(line);
+		if (len == 0 || line[len - 1] != '\n')
+			goto bad;
+		line[len - 1] = '\0';
+		if (n == cap) {
+			cap = cap ? cap * 2 : 8;
+			struct rcpt_record *more = realloc(r, cap * sizeof *r);
+			if (more == NULL)
+				goto bad;
+			r = more;
+		}
+		if (parse_state_line(line, &r[n]) < 0)
+			goto bad;
+		n++;
+	}
+	fclose(f);
+	*out = r;
+	*count = n;
+	return 1;
+bad:
+	fclose(f);
+	spool_free_state(r, n);
+	errno = EBADMSG;
+	return -1;
+}
+
+void spool_free_state(struct rcpt_record *r, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(r[i].addr);
+		free(r[i].orcpt);
+	}
+	free(r);
+}
+
+void spool_poke(const char *spool)
+{
+	char path[4096];
+
+	if (spool_path(path, sizeof path, spool, "trigger", NULL) < 0)
+		return;
+	int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	(void)!write(fd, "", 1);
+	close(fd);
+}

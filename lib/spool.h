@@ -1,0 +1,76 @@
+/* spool: the on-disk queue that tern-queue fills and tern-deliver drains.
+ *
+ *   tmp/ID        tern-queue writes here; never seen by delivery
+ *   incoming/ID   committed (linked here after fsync; dir fsync'd)
+ *   queue/ID      taken in by tern-deliver (renamed from incoming/)
+ *   state/ID      tern-deliver's record of each recipient's outcome
+ *   control/      ternctl's requests and tern-deliver's counters
+ *   trigger       FIFO: any byte written wakes tern-deliver
+ *
+ * A message file is the message (LF line ends), then the envelope block
+ * ("time T\nfrom ADDR\nrcpt ADDR\n..."), then a 32-octet footer
+ * "TERN1 <msglen:16 hex> <envlen:8 hex>\n".  A file whose size does not
+ * match its footer is not a message: spool_read_envelope() refuses it.
+ * See tern-queue(8) for why a crash anywhere loses nothing. */
+#ifndef TERN_SPOOL_H
+#define TERN_SPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define SPOOL_FOOTER_SIZE 32
+#define SPOOL_ENVELOPE_MAX (16u << 20)
+#define SPOOL_ERROR_MAX 400
+#define SPOOL_TMP_MAX_AGE (36 * 3600)	/* leftovers of a crash, as qmail */
+
+struct envelope {
+	time_t queued;
+	char *sender;		/* "" for <> */
+	char **rcpts;
+	size_t nrcpts;
+	uint64_t msglen;
+	char *block;		/* owns the strings above */
+};
+
+enum rcpt_state {
+	RCPT_PENDING, RCPT_DEFERRED, RCPT_HELD, RCPT_DELIVERED,
+	RCPT_FAILED,		/* permanent failure; its DSN not yet queued */
+	RCPT_BOUNCED,		/* DSN queued (or none owed) */
+};
+
+struct rcpt_record {
+	char *addr;		/* the address delivered to */
+	char *orcpt;		/* the envelope recipient it came from */
+	enum rcpt_state state;
+	time_t next_try;
+	unsigned attempts;
+	char last_error[SPOOL_ERROR_MAX];
+};
+
+int spool_path(char *out, size_t outsize, const char *spool, const char *dir,
+	       const char *id);
+/* Creates the folders and the trigger FIFO that are missing. */
+int spool_create(const char *spool);
+
+/* Appends the envelope block and footer to FD, positioned after MSGLEN
+ * message octets. */
+int spool_write_envelope(int fd, uint64_t msglen, time_t queued, const char *sender,
+			 char *const *rcpts, size_t nrcpts);
+int spool_read_envelope(int fd, struct envelope *env);
+void spool_free_envelope(struct envelope *env);
+
+const char *rcpt_state_name(enum rcpt_state s);
+int spool_write_state(const char *spool, const char *id,
+		      const struct rcpt_record *r, size_t n);
+/* Reads state/ID: 1 with *R and *N filled (free with spool_free_state),
+ * 0 if there is none, -1 if unreadable. */
+int spool_read_state(const char *spool, const char *id,
+		     struct rcpt_record **r, size_t *n);
+void spool_free_state(struct rcpt_record *r, size_t n);
+
+/* Writes one byte into the trigger FIFO; fine if nobody listens. */
+void spool_poke(const char *spool);
+
+#endif

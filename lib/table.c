@@ -1,0 +1,432 @@
+#include "table.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "util.h"
+
+const char *const table_names[] = {
+	"domains", "mailboxes", "aliases", "users", "senders", "relay", "routes", NULL,
+};
+
+void table_init(struct table *t, const struct tern_conf *c, const char *name)
+{
+	char file[64];
+
+	memset(t, 0, sizeof *t);
+	t->fd = -1;
+	str_copy(t->name, sizeof t->name, name);
+	snprintf(file, sizeof file, "%s.cdb", name);
+	if (conf_path(c, file, t->cdb_path, sizeof t->cdb_path) < 0)
+		t->cdb_path[0] = '\0';
+}
+
+static void table_open(struct table *t)
+{
+	char text[PATH_MAX];
+
+	t->opened = true;
+	if (t->cdb_path[0] == '\0') {
+		t->broken = true;
+		return;
+	}
+	t->fd = open(t->cdb_path, O_RDONLY | O_CLOEXEC);
+	if (t->fd >= 0) {
+		if (cdb_init(&t->cdb, t->fd) < 0) {
+			close(t->fd);
+			t->fd = -1;
+			t->broken = true;
+		}
+		return;
+	}
+	if (errno != ENOENT) {
+		t->broken = true;
+		return;
+	}
+	size_t len = strlen(t->cdb_path);
+	str_copy(text, sizeof text, t->cdb_path);
+	text[len - 4] = '\0';
+	if (access(text, F_OK) == 0 || errno != ENOENT)
+		t->broken = true;
+	else
+		t->empty = true;
+}
+
+enum table_result table_lookup(struct table *t, const char *key,
+			       char *value, size_t valuesize)
+{
+	if (!t->opened)
+		table_open(t);
+	if (t->broken)
+		return TABLE_TEMPFAIL;
+	if (t->empty)
+		return TABLE_NOTFOUND;
+	int r = cdb_find(&t->cdb, key, (unsigned)strlen(key));
+	if (r < 0)
+		return TABLE_TEMPFAIL;
+	if (r == 0)
+		return TABLE_NOTFOUND;
+	unsigned len = cdb_datalen(&t->cdb);
+	if (value != NULL) {
+		if (len >= valuesize)
+			return TABLE_TEMPFAIL;
+		if (cdb_read(&t->cdb, value, len, cdb_datapos(&t->cdb)) < 0)
+			return TABLE_TEMPFAIL;
+		value[len] = '\0';
+	}
+	return TABLE_FOUND;
+}
+
+void table_close(struct table *t)
+{
+	if (t->fd >= 0) {
+		cdb_free(&t->cdb);
+		close(t->fd);
+	}
+	t->fd = -1;
+	t->opened = false;
+	t->broken = false;
+	t->empty = false;
+}
+
+int cidr_normalize(const char *in, char *out, size_t outsize)
+{
+	char addr[INET6_ADDRSTRLEN + 8];
+	unsigned char bin[16];
+	long prefix = -1;
+
+	if (!str_copy(addr, sizeof addr, in))
+		return -1;
+	char *slash = strchr(addr, '/');
+	if (slash != NULL) {
+		char *end;
+		*slash = '\0';
+		if (!isdigit((unsigned char)slash[1]))
+			return -1;
+		prefix = strtol(slash + 1, &end, 10);
+		if (*end != '\0')
+			return -1;
+	}
+	int family = strchr(addr, ':') ? AF_INET6 : AF_INET;
+	int bits = family == AF_INET6 ? 128 : 32;
+	if (inet_pton(family, addr, bin) != 1)
+		return -1;
+	if (prefix < 0)
+		prefix = bits;
+	if (prefix > bits)
+		return -1;
+	for (int i = 0; i < bits / 8; i++) {
+		int keep = (int)prefix - i * 8;
+		if (keep >= 8)
+			continue;
+		bin[i] &= keep <= 0 ? 0 : (unsigned char)(0xFF << (8 - keep));
+	}
+	char text[INET6_ADDRSTRLEN];
+	if (inet_ntop(family, bin, text, sizeof text) == NULL)
+		return -1;
+	int n = snprintf(out, outsize, "%s/%ld", text, prefix);
+	return n < 0 || (size_t)n >= outsize ? -1 : 0;
+}
+
+enum table_result table_match_network(struct table *t, const char *address)
+{
+	char key[INET6_ADDRSTRLEN + 8], probe[INET6_ADDRSTRLEN + 8];
+	const char *plain = address;
+
+	if (strncasecmp(plain, "::ffff:", 7) == 0 && strchr(plain + 7, '.') != NULL)
+		plain += 7;
+	int bits = strchr(plain, ':') ? 128 : 32;
+	for (int prefix = bits; prefix >= 0; prefix--) {
+		snprintf(probe, sizeof probe, "%s/%d", plain, prefix);
+		if (cidr_normalize(probe, key, sizeof key) < 0)
+			return TABLE_NOTFOUND;
+		enum table_result r = table_lookup(t, key, NULL, 0);
+		if (r != TABLE_NOTFOUND)
+			return r;
+	}
+	return TABLE_NOTFOUND;
+}
+
+/* ---- compiling ---- */
+
+struct entry_sink {
+	struct cdb_make *make;	/* NULL when only checking */
+	const char *name;
+	const char *file;
+	void (*report)(const char *line, void *arg);
+	void *arg;
+	int errors;
+	bool first_domain_done;
+};
+
+static void bad_line(struct entry_sink *sink, unsigned lineno, const char *fmt,
+		     const char *detail)
+{
+	char message[TABLE_ERROR_MAX], line[TABLE_ERROR_MAX + 64];
+
+	snprintf(message, sizeof message, fmt, detail);
+	snprintf(line, sizeof line, "%s:%u: %s", sink->file, lineno, message);
+	sink->report(line, sink->arg);
+	sink->errors++;
+}
+
+static bool valid_address_list(const char *value, bool allow_domains)
+{
+	char copy[TABLE_VALUE_MAX];
+	struct mailbox m;
+
+	if (!str_copy(copy, sizeof copy, value) || copy[0] == '\0')
+		return false;
+	for (char *save = NULL, *item = strtok_r(copy, ",", &save); item != NULL;
+	     item = strtok_r(NULL, ",", &save)) {
+		while (*item == ' ' || *item == '\t')
+			item++;
+		size_t n = strlen(item);
+		while (n > 0 && (item[n - 1] == ' ' || item[n - 1] == '\t'))
+			item[--n] = '\0';
+		if (strcasecmp(item, "postmaster") == 0)
+			continue;
+		if (allow_domains && item[0] == '@') {
+			char probe[TABLE_VALUE_MAX + 2];
+			snprintf(probe, sizeof probe, "x%s", item);
+			if (addr_parse(probe, &m) != ADDR_OK)
+				return false;
+			continue;
+		}
+		if (addr_parse(item, &m) != ADDR_OK)
+			return false;
+	}
+	return true;
+}
+
+static bool valid_route(const char *value)
+{
+	char copy[TABLE_VALUE_MAX];
+
+	if (!str_copy(copy, sizeof copy, value) || copy[0] == '\0')
+		return false;
+	char *save = NULL;
+	char *target = strtok_r(copy, " \t", &save);
+	if (target == NULL)
+		return false;
+	if (strncmp(target, "lmtp:", 5) == 0) {
+		if (strncmp(target + 5, "unix:", 5) == 0)
+			return target[10] == '/';
+		char *colon = strrchr(target + 5, ':');
+		return colon != NULL && colon > target + 5 && atoi(colon + 1) > 0;
+	}
+	for (char *opt = strtok_r(NULL, " \t", &save); opt != NULL;
+	     opt = strtok_r(NULL, " \t", &save)) {
+		if (strcmp(opt, "tls=none") != 0 && strcmp(opt, "tls=may") != 0 &&
+		    strcmp(opt, "tls=verify") != 0 && strncmp(opt, "auth=", 5) != 0)
+			return false;
+	}
+	return target[0] != ':';
+}
+
+/* Validates and canonicalises one KEY VALUE line; returns an error format. */
+static const char *canonical_entry(const char *table, char *key, size_t keysize,
+				   const char *value)
+{
+	struct mailbox m;
+	char canon[ADDR_BUFFER + 8];
+
+	if (strcmp(table, "domains") == 0) {
+		str_lower(key);
+		char probe[TABLE_VALUE_MAX + 3];
+		snprintf(probe, sizeof probe, "x@%s", key);
+		if (addr_parse(probe, &m) != ADDR_OK || key[0] == '[')
+			return "'%s' is not a domain";
+		if (value[0] != '\0' && strcmp(value, "system") != 0)
+			return "value must be empty or 'system', not '%s'";
+	} else if (strcmp(table, "mailboxes") == 0 || strcmp(table, "aliases") == 0) {
+		if (addr_parse(key, &m) != ADDR_OK)
+			return "'%s' is not an address";
+		str_lower(m.local);
+		addr_format(&m, canon, sizeof canon);
+		str_copy(key, keysize, canon);
+		if (value[0] == '\0')
+			return strcmp(table, "aliases") == 0 ? "alias '%s' has no target"
+							     : "mailbox '%s' has no path";
+		if (strcmp(table, "aliases") == 0 && !valid_address_list(value, false))
+			return "bad address in the list of '%s'";
+	} else if (strcmp(table, "users") == 0) {
+		if (value[0] == '\0')
+			return "user '%s' has no password hash";
+	} else if (strcmp(table, "senders") == 0) {
+		if (!valid_address_list(value, true))
+			return "bad address in the list of '%s'";
+	} else if (strcmp(table, "relay") == 0) {
+		if (cidr_normalize(key, canon, sizeof canon) < 0)
+			return "'%s' is not a network in CIDR form";
+		str_copy(key, keysize, canon);
+	} else if (strcmp(table, "routes") == 0) {
+		str_lower(key);
+		if (!valid_route(value))
+			return "bad route for '%s'";
+	}
+	return NULL;
+}
+
+static int add_entry(struct entry_sink *sink, const char *key, const char *value)
+{
+	if (sink->make == NULL)
+		return 0;
+	return cdb_make_put(sink->make, key, (unsigned)strlen(key), value,
+			    (unsigned)strlen(value), CDB_PUT_REPLACE);
+}
+
+static int read_table(FILE *in, struct entry_sink *sink)
+{
+	char line[TABLE_VALUE_MAX + 512];
+	unsigned lineno = 0;
+
+	while (fgets(line, sizeof line, in) != NULL) {
+		lineno++;
+		size_t n = strlen(line);
+		if (n > 0 && line[n - 1] != '\n' && !feof(in)) {
+			bad_line(sink, lineno, "%s", "line too long");
+			int ch;
+			while ((ch = fgetc(in)) != EOF && ch != '\n')
+				;
+			continue;
+		}
+		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' ||
+				 line[n - 1] == ' ' || line[n - 1] == '\t'))
+			line[--n] = '\0';
+		char *s = line;
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (*s == '\0' || line[0] == '#')
+			continue;
+		char *value = s + strcspn(s, " \t");
+		if (*value != '\0') {
+			*value++ = '\0';
+			value += strspn(value, " \t");
+		}
+		char key[TABLE_VALUE_MAX];
+		if (!str_copy(key, sizeof key, s)) {
+			bad_line(sink, lineno, "%s", "key too long");
+			continue;
+		}
+		const char *problem = canonical_entry(sink->name, key, sizeof key, value);
+		if (problem != NULL) {
+			bad_line(sink, lineno, problem, key);
+			continue;
+		}
+		if (add_entry(sink, key, value) < 0)
+			return -1;
+		if (strcmp(sink->name, "domains") == 0 && !sink->first_domain_done) {
+			if (add_entry(sink, TABLE_FIRST_DOMAIN_KEY, key) < 0)
+				return -1;
+			sink->first_domain_done = true;
+		}
+	}
+	return ferror(in) ? -1 : 0;
+}
+
+static void stderr_report(const char *line, void *arg)
+{
+	(void)arg;
+	fprintf(stderr, "%s\n", line);
+}
+
+int table_check(const struct tern_conf *c, const char *name,
+		void (*report)(const char *line, void *arg), void *arg)
+{
+	char path[PATH_MAX];
+	struct entry_sink sink = { NULL, name, name, report ? report : stderr_report, arg, 0, false };
+
+	if (conf_path(c, name, path, sizeof path) < 0)
+		return -1;
+	FILE *in = fopen(path, "re");
+	if (in == NULL)
+		return errno == ENOENT ? 0 : -1;
+	int r = read_table(in, &sink);
+	fclose(in);
+	return r < 0 ? -1 : sink.errors;
+}
+
+static int compile_one(const struct tern_conf *c, const char *name,
+		       struct entry_sink *sink, char *tmp_path, size_t tmpsize)
+{
+	char path[PATH_MAX], file[64];
+	struct cdb_make make;
+
+	tmp_path[0] = '\0';
+	if (conf_path(c, name, path, sizeof path) < 0)
+		return -1;
+	FILE *in = fopen(path, "re");
+	if (in == NULL)
+		return errno == ENOENT ? 0 : -1;
+	snprintf(file, sizeof file, "%s.cdb.tmp", name);
+	if (conf_path(c, file, tmp_path, tmpsize) < 0) {
+		fclose(in);
+		return -1;
+	}
+	int fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		fclose(in);
+		tmp_path[0] = '\0';
+		return -1;
+	}
+	struct stat st;
+	if (fstat(fileno(in), &st) == 0)
+		(void)fchmod(fd, st.st_mode & 0777);
+	cdb_make_start(&make, fd);
+	sink->make = &make;
+	sink->name = name;
+	sink->file = name;
+	sink->first_domain_done = false;
+	int r = read_table(in, sink);
+	fclose(in);
+	if (cdb_make_finish(&make) < 0 || fsync(fd) < 0)
+		r = -1;
+	if (close(fd) < 0)
+		r = -1;
+	return r;
+}
+
+int table_compile_all(const struct tern_conf *c,
+		      void (*report)(const char *line, void *arg), void *arg)
+{
+	enum { N = sizeof table_names / sizeof table_names[0] };
+	char tmp[N][PATH_MAX];
+	struct entry_sink sink = { NULL, NULL, NULL, report ? report : stderr_report, arg, 0, false };
+	int failed = 0;
+
+	for (size_t i = 0; table_names[i] != NULL; i++) {
+		if (compile_one(c, table_names[i], &sink, tmp[i], sizeof tmp[i]) < 0) {
+			char line[PATH_MAX + 64];
+			snprintf(line, sizeof line, "%s: %s", table_names[i], strerror(errno));
+			sink.report(line, sink.arg);
+			failed = 1;
+		}
+	}
+	if (sink.errors > 0)
+		failed = 1;
+	for (size_t i = 0; table_names[i] != NULL; i++) {
+		if (tmp[i][0] == '\0')
+			continue;
+		if (failed) {
+			unlink(tmp[i]);
+			continue;
+		}
+		char final[PATH_MAX];
+		str_copy(final, sizeof final, tmp[i]);
+		final[strlen(final) - 4] = '\0';
+		if (rename(tmp[i], final) < 0)
+			failed = 1;
+	}
+	if (!failed && fsync_dir(c->dir) < 0)
+		failed = 1;
+	return failed ? -1 : 0;
+}

@@ -1,0 +1,193 @@
+#include "util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#ifndef PREFIX
+#define PREFIX "/usr/local"
+#endif
+#ifndef LIBEXECDIR
+#define LIBEXECDIR PREFIX "/libexec/tern"
+#endif
+
+int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+ssize_t read_full(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = read(fd, p + got, len - got);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
+int fsync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int r = fsync(fd);
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return r;
+}
+
+int path_join(char *out, size_t outsize, const char *dir, const char *name)
+{
+	int n;
+
+	if (name[0] == '/' || dir == NULL || dir[0] == '\0')
+		n = snprintf(out, outsize, "%s", name);
+	else
+		n = snprintf(out, outsize, "%s/%s", dir, name);
+	if (n < 0 || (size_t)n >= outsize) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+bool str_copy(char *out, size_t outsize, const char *in)
+{
+	size_t len = strlen(in);
+
+	if (len >= outsize)
+		return false;
+	memcpy(out, in, len + 1);
+	return true;
+}
+
+void str_lower(char *s)
+{
+	for (; *s; s++)
+		*s = (char)tolower((unsigned char)*s);
+}
+
+bool str_has_prefix_ci(const char *s, const char *prefix)
+{
+	return strncasecmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static const char base62[] =
+	"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+static size_t put_base62(char *out, uint64_t value, size_t width)
+{
+	char tmp[16];
+	size_t n = 0;
+
+	do {
+		tmp[n++] = base62[value % 62];
+		value /= 62;
+	} while (value > 0 && n < sizeof tmp);
+	while (n < width && n < sizeof tmp)
+		tmp[n++] = '0';
+	for (size_t i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	return n;
+}
+
+/* Seconds, microseconds and pid: sorted by time, unique on one machine
+ * because one process never makes two ids in the same microsecond (each id
+ * costs at least a fork). */
+void qid_make(char out[QID_MAX])
+{
+	struct timeval tv;
+	size_t n = 0;
+
+	gettimeofday(&tv, NULL);
+	n += put_base62(out + n, (uint64_t)tv.tv_sec, 6);
+	n += put_base62(out + n, (uint64_t)tv.tv_usec, 4);
+	n += put_base62(out + n, (uint64_t)getpid(), 4);
+	out[n] = '\0';
+}
+
+bool qid_valid(const char *id)
+{
+	size_t len = strlen(id);
+
+	if (len == 0 || len >= QID_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!isalnum((unsigned char)id[i]) || (unsigned char)id[i] > 127)
+			return false;
+	return true;
+}
+
+static bool is_executable(const char *path)
+{
+	return access(path, X_OK) == 0;
+}
+
+int find_program(const char *name, char *out, size_t outsize)
+{
+	char self[PATH_MAX];
+	ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+
+	if (len > 0) {
+		self[len] = '\0';
+		char *slash = strrchr(self, '/');
+		if (slash != NULL) {
+			*slash = '\0';
+			static const char *const relative[] = {
+				"%s/%s", "%s/../libexec/tern/%s", "%s/../sbin/%s",
+			};
+			for (size_t i = 0; i < sizeof relative / sizeof relative[0]; i++) {
+				int n = snprintf(out, outsize, relative[i], self, name);
+				if (n > 0 && (size_t)n < outsize && is_executable(out))
+					return 0;
+			}
+		}
+	}
+	int n = snprintf(out, outsize, "%s/%s", LIBEXECDIR, name);
+	if (n > 0 && (size_t)n < outsize && is_executable(out))
+		return 0;
+	n = snprintf(out, outsize, "%s/sbin/%s", PREFIX, name);
+	if (n > 0 && (size_t)n < outsize && is_executable(out))
+		return 0;
+	return -1;
+}
+
+int fd_cloexec(int fd)
+{
+	int flags = fcntl(fd, F_GETFD);
+	return flags < 0 ? -1 : fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+}
+
+int fd_nonblock(int fd)
+{
+	int flags = fcntl(fd, F_GETFL);
+	return flags < 0 ? -1 : fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}

@@ -1,0 +1,37 @@
+/* util: small helpers every tern program uses.
+ *
+ * Promises: write_all() writes every byte or fails with errno set; fsync_dir()
+ * makes a directory's entries durable; path_join() never overflows and fails
+ * instead of truncating; qid_make() returns a fresh queue id of [0-9A-Za-z];
+ * find_program() locates a sibling tern program as INTERFACES.md orders it. */
+#ifndef TERN_UTIL_H
+#define TERN_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define QID_MAX 32
+
+int write_all(int fd, const void *buf, size_t len);
+ssize_t read_full(int fd, void *buf, size_t len);
+int fsync_dir(const char *path);
+int path_join(char *out, size_t outsize, const char *dir, const char *name);
+bool str_copy(char *out, size_t outsize, const char *in);
+void str_lower(char *s);
+bool str_has_prefix_ci(const char *s, const char *prefix);
+
+void qid_make(char out[QID_MAX]);
+bool qid_valid(const char *id);
+
+/* Finds NAME next to the running executable, then ../libexec/tern/, then
+ * ../sbin/, then the compiled-in LIBEXECDIR and PREFIX/sbin.  Returns 0 and
+ * the path in OUT, or -1 if none is executable. */
+int find_program(const char *name, char *out, size_t outsize);
+
+/* Sets a file descriptor's close-on-exec or non-blocking flag. */
+int fd_cloexec(int fd);
+int fd_nonblock(int fd);
+
+#endif

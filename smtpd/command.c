@@ -1,0 +1,170 @@
+#include "command.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const struct {
+	const char *name;
+	enum smtp_verb verb;
+} verbs[] = {
+	{ "HELO", VERB_HELO }, { "EHLO", VERB_EHLO }, { "MAIL", VERB_MAIL },
+	{ "RCPT", VERB_RCPT }, { "DATA", VERB_DATA }, { "RSET", VERB_RSET },
+	{ "NOOP", VERB_NOOP }, { "QUIT", VERB_QUIT }, { "VRFY", VERB_VRFY },
+	{ "HELP", VERB_HELP }, { "EXPN", VERB_EXPN }, { "STARTTLS", VERB_STARTTLS },
+	{ "AUTH", VERB_AUTH }, { "BDAT", VERB_BDAT },
+	{ "GET", VERB_HTTP }, { "POST", VERB_HTTP }, { "HEAD", VERB_HTTP },
+	{ "PUT", VERB_HTTP }, { "CONNECT", VERB_HTTP },
+};
+
+void command_parse(const char *line, struct smtp_command *cmd)
+{
+	size_t n = strcspn(line, " ");
+
+	cmd->verb = VERB_UNKNOWN;
+	for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
+		if (strlen(verbs[i].name) == n && strncasecmp(line, verbs[i].name, n) == 0) {
+			cmd->verb = verbs[i].verb;
+			break;
+		}
+	}
+	const char *arg = line + n;
+	while (*arg == ' ')
+		arg++;
+	cmd->arg = arg;
+}
+
+static const char *skip_spaces(const char *s)
+{
+	while (*s == ' ')
+		s++;
+	return s;
+}
+
+/* "FROM:" or "TO:", with the spaces some clients put after the colon. */
+static const char *after_keyword(const char *arg, const char *keyword)
+{
+	size_t n = strlen(keyword);
+
+	if (strncasecmp(arg, keyword, n) != 0)
+		return NULL;
+	return skip_spaces(arg + n);
+}
+
+static int parse_size(const char *value, uint64_t *out)
+{
+	char *end;
+
+	if (!isdigit((unsigned char)*value) || strlen(value) > 20)
+		return -1;
+	errno = 0;
+	unsigned long long v = strtoull(value, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int mail_param(char *param, struct mail_params *p, const char **reply)
+{
+	char *eq = strchr(param, '=');
+	const char *value = "";
+
+	if (eq != NULL) {
+		*eq = '\0';
+		value = eq + 1;
+	}
+	if (strcasecmp(param, "SIZE") == 0 && eq != NULL) {
+		if (p->size_given || parse_size(value, &p->size) < 0) {
+			*reply = "501 5.5.4 Bad SIZE parameter";
+			return -1;
+		}
+		p->size_given = true;
+	} else if (strcasecmp(param, "BODY") == 0 && eq != NULL) {
+		if (p->body != BODY_NONE) {
+			*reply = "501 5.5.4 BODY given twice";
+			return -1;
+		}
+		if (strcasecmp(value, "7BIT") == 0)
+			p->body = BODY_7BIT;
+		else if (strcasecmp(value, "8BITMIME") == 0)
+			p->body = BODY_8BITMIME;
+		else {
+			*reply = "501 5.5.4 BODY must be 7BIT or 8BITMIME";
+			return -1;
+		}
+	} else if (strcasecmp(param, "SMTPUTF8") == 0 && eq == NULL) {
+		p->smtputf8 = true;
+	} else {
+		*reply = "555 5.5.4 Unsupported MAIL parameter";
+		return -1;
+	}
+	return 0;
+}
+
+static int path_reply(enum addr_status st, const char **reply, const char *syntax)
+{
+	if (st == ADDR_TOO_LONG)
+		*reply = "501 5.1.3 Address too long";
+	else
+		*reply = syntax;
+	return -1;
+}
+
+int mail_parse(const char *arg, struct mailbox *m, struct mail_params *p,
+	       const char **reply)
+{
+	size_t used;
+	char params[SMTP_MAIL_LINE_MAX];
+
+	memset(p, 0, sizeof *p);
+	const char *path = after_keyword(arg, "FROM:");
+	if (path == NULL) {
+		*reply = "501 5.5.4 Syntax: MAIL FROM:<address>";
+		return -1;
+	}
+	enum addr_status st = addr_parse_path(path, strlen(path), ADDR_ALLOW_NULL, m, &used);
+	if (st != ADDR_OK)
+		return path_reply(st, reply, "501 5.1.7 Bad sender address syntax");
+	const char *rest = path + used;
+	if (*rest != '\0' && *rest != ' ') {
+		*reply = "501 5.1.7 Bad sender address syntax";
+		return -1;
+	}
+	if (strlen(rest) >= sizeof params) {
+		*reply = "500 5.5.2 Line too long";
+		return -1;
+	}
+	strcpy(params, rest);
+	for (char *save = NULL, *tok = strtok_r(params, " ", &save); tok != NULL;
+	     tok = strtok_r(NULL, " ", &save))
+		if (mail_param(tok, p, reply) < 0)
+			return -1;
+	if (m->utf8 && !p->smtputf8) {
+		*reply = "553 5.6.7 Non-ASCII address needs SMTPUTF8";
+		return -1;
+	}
+	return 0;
+}
+
+int rcpt_parse(const char *arg, struct mailbox *m, const char **reply)
+{
+	size_t used;
+
+	const char *path = after_keyword(arg, "TO:");
+	if (path == NULL) {
+		*reply = "501 5.5.4 Syntax: RCPT TO:<address>";
+		return -1;
+	}
+	enum addr_status st = addr_parse_path(path, strlen(path), ADDR_ALLOW_POSTMASTER, m, &used);
+	if (st != ADDR_OK)
+		return path_reply(st, reply, "501 5.1.3 Bad recipient address syntax");
+	const char *rest = skip_spaces(path + used);
+	if (*rest != '\0') {
+		*reply = "555 5.5.4 Unsupported RCPT parameter";
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,47 @@
+/* command: parsing one SMTP command line (RFC 5321 4.1, 6531, 1870, 6152).
+ *
+ * Promises: command_parse() names the verb case-insensitively and points at
+ * its argument; mail_parse()/rcpt_parse() accept exactly the paths and
+ * parameters tern advertises and otherwise return the reply to send. */
+#ifndef TERN_COMMAND_H
+#define TERN_COMMAND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "addr.h"
+
+#define SMTP_LINE_MAX 512		/* RFC 5321 4.5.3.1.4, with CRLF */
+#define SMTP_MAIL_LINE_MAX (512 + 64)	/* room for SIZE, BODY, SMTPUTF8 */
+
+enum smtp_verb {
+	VERB_UNKNOWN, VERB_HELO, VERB_EHLO, VERB_MAIL, VERB_RCPT, VERB_DATA,
+	VERB_RSET, VERB_NOOP, VERB_QUIT, VERB_VRFY, VERB_HELP, VERB_EXPN,
+	VERB_STARTTLS, VERB_AUTH, VERB_BDAT, VERB_HTTP,
+};
+
+struct smtp_command {
+	enum smtp_verb verb;
+	const char *arg;	/* after the verb and its spaces; "" if none */
+};
+
+enum body_type { BODY_NONE, BODY_7BIT, BODY_8BITMIME };
+
+struct mail_params {
+	bool size_given;
+	uint64_t size;
+	enum body_type body;
+	bool smtputf8;
+};
+
+/* LINE is one command without its CRLF, NUL-terminated. */
+void command_parse(const char *line, struct smtp_command *cmd);
+
+/* Parse "FROM:<path> params" / "TO:<path> params".  0 on success, else
+ * REPLY points at the full reply line to send. */
+int mail_parse(const char *arg, struct mailbox *m, struct mail_params *p,
+	       const char **reply);
+int rcpt_parse(const char *arg, struct mailbox *m, const char **reply);
+
+#endif

@@ -1,0 +1,141 @@
+#include "data.h"
+
+#include <string.h>
+#include <strings.h>
+
+enum { LINE_START, DOT, DOT_CR, IN_LINE, SAW_CR };
+
+void data_start(struct data_state *d, const struct data_limits *limits)
+{
+	memset(d, 0, sizeof *d);
+	d->limits = *limits;
+	d->state = LINE_START;
+	d->in_header = true;
+}
+
+static void fault(struct data_state *d, enum data_fault f)
+{
+	if (d->fault == DATA_OK)
+		d->fault = f;
+}
+
+static void emit(struct data_state *d, char c, char *out, size_t *n)
+{
+	d->size++;
+	if (d->size > d->limits.max_message_size) {
+		fault(d, DATA_TOO_LARGE);
+		return;
+	}
+	if (c != '\n') {
+		d->line_length++;
+		if (d->line_length > d->limits.max_line_length)
+			fault(d, DATA_LINE_TOO_LONG);
+		if (d->in_header && d->prefix_len < sizeof d->prefix)
+			d->prefix[d->prefix_len++] = c;
+	}
+	if (d->in_header) {
+		d->header_size++;
+		if (d->header_size > d->limits.max_header_size)
+			fault(d, DATA_HEADER_TOO_LARGE);
+	}
+	if (d->fault == DATA_OK)
+		out[(*n)++] = c;
+}
+
+static void end_line(struct data_state *d)
+{
+	if (d->in_header) {
+		if (d->line_length == 0) {
+			d->in_header = false;
+		} else if (d->prefix_len >= 9 && strncasecmp(d->prefix, "received:", 9) == 0) {
+			d->received++;
+			if (d->received > d->limits.max_received)
+				fault(d, DATA_LOOP);
+		}
+	}
+	d->line_length = 0;
+	d->prefix_len = 0;
+}
+
+size_t data_feed(struct data_state *d, const char *in, size_t len,
+		 char *out, size_t *outlen)
+{
+	size_t i = 0, n = 0;
+
+	while (i < len && !d->done) {
+		char c = in[i++];
+		switch (d->state) {
+		case LINE_START:
+			if (c == '.') {
+				d->state = DOT;
+				break;
+			}
+			/* fall through */
+		case IN_LINE:
+			if (c == '\r') {
+				d->state = SAW_CR;
+			} else if (c == '\n') {
+				fault(d, DATA_BARE_LF);
+				d->state = IN_LINE;
+			} else {
+				emit(d, c, out, &n);
+				d->state = IN_LINE;
+			}
+			break;
+		case DOT:
+			if (c == '\r') {
+				d->state = DOT_CR;
+			} else if (c == '\n') {
+				fault(d, DATA_BARE_LF);
+				d->state = IN_LINE;
+			} else {
+				emit(d, c, out, &n);
+				d->state = IN_LINE;
+			}
+			break;
+		case DOT_CR:
+			if (c == '\n') {
+				d->done = true;
+			} else {
+				fault(d, DATA_BARE_CR);
+				d->state = c == '\r' ? SAW_CR : IN_LINE;
+			}
+			break;
+		case SAW_CR:
+			if (c == '\n') {
+				emit(d, '\n', out, &n);
+				end_line(d);
+				d->state = LINE_START;
+			} else if (c == '\r') {
+				fault(d, DATA_BARE_CR);
+			} else {
+				fault(d, DATA_BARE_CR);
+				d->state = IN_LINE;
+			}
+			break;
+		}
+	}
+	*outlen = n;
+	return i;
+}
+
+const char *data_fault_reply(enum data_fault f)
+{
+	switch (f) {
+	case DATA_OK:
+		return "250 2.0.0 Ok";
+	case DATA_BARE_LF:
+		return "550 5.6.0 Message refused: bare LF in DATA (lines must end with CRLF)";
+	case DATA_BARE_CR:
+		return "550 5.6.0 Message refused: bare CR in DATA (lines must end with CRLF)";
+	case DATA_LINE_TOO_LONG:
+		return "550 5.6.0 Message refused: text line too long";
+	case DATA_HEADER_TOO_LARGE:
+		return "552 5.3.4 Message header too large";
+	case DATA_TOO_LARGE:
+		return "552 5.3.4 Message too large";
+	case DATA_LOOP:
+		return "554 5.4.6 Too many Received headers: mail loop";
+	}
+	return "451 4.3.0 Internal error";
+}

@@ -1,0 +1,142 @@
+#include "io.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <unistd.h>
+
+void writer_init(struct writer *w, int fd, unsigned timeout)
+{
+	w->fd = fd;
+	w->timeout = timeout;
+	w->len = 0;
+	w->failed = false;
+}
+
+static int wait_for(int fd, short events, unsigned timeout)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+
+	for (;;) {
+		int n = poll(&p, 1, timeout > 0 ? (int)(timeout * 1000) : -1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return IO_ERROR;
+		if (n == 0)
+			return IO_TIMEOUT;
+		return IO_OK;
+	}
+}
+
+int writer_flush(struct writer *w)
+{
+	size_t done = 0;
+
+	while (done < w->len && !w->failed) {
+		ssize_t n = write(w->fd, w->buf + done, w->len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			if (wait_for(w->fd, POLLOUT, w->timeout) != IO_OK)
+				w->failed = true;
+			continue;
+		}
+		if (n <= 0) {
+			w->failed = true;
+			break;
+		}
+		done += (size_t)n;
+	}
+	w->len = 0;
+	return w->failed ? IO_ERROR : IO_OK;
+}
+
+void writer_put(struct writer *w, const char *s, size_t len)
+{
+	while (len > 0) {
+		if (w->len == sizeof w->buf && writer_flush(w) != IO_OK)
+			return;
+		size_t room = sizeof w->buf - w->len;
+		size_t n = len < room ? len : room;
+		memcpy(w->buf + w->len, s, n);
+		w->len += n;
+		s += n;
+		len -= n;
+	}
+}
+
+void writer_reply(struct writer *w, const char *line)
+{
+	writer_put(w, line, strlen(line));
+	writer_put(w, "\r\n", 2);
+}
+
+void reader_init(struct reader *r, int fd, unsigned timeout, struct writer *w)
+{
+	r->fd = fd;
+	r->timeout = timeout;
+	r->start = r->end = 0;
+	r->flush_first = w;
+}
+
+int reader_fill(struct reader *r)
+{
+	if (r->flush_first != NULL && r->flush_first->len > 0 &&
+	    writer_flush(r->flush_first) != IO_OK)
+		return IO_ERROR;
+	if (r->start > 0) {
+		memmove(r->buf, r->buf + r->start, r->end - r->start);
+		r->end -= r->start;
+		r->start = 0;
+	}
+	if (r->end == sizeof r->buf)
+		return IO_OK;
+	for (;;) {
+		int w = wait_for(r->fd, POLLIN, r->timeout);
+		if (w != IO_OK)
+			return w;
+		ssize_t n = read(r->fd, r->buf + r->end, sizeof r->buf - r->end);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n < 0)
+			return IO_ERROR;
+		if (n == 0)
+			return IO_EOF;
+		r->end += (size_t)n;
+		return IO_OK;
+	}
+}
+
+int reader_line(struct reader *r, char *line, size_t max, size_t *len, int *flags)
+{
+	size_t n = 0;
+
+	*flags = 0;
+	for (;;) {
+		if (r->start == r->end) {
+			int st = reader_fill(r);
+			if (st != IO_OK)
+				return st;
+		}
+		char c = r->buf[r->start++];
+		if (c == '\n') {
+			if (n > 0 && line[n - 1] == '\r' && !(*flags & LINE_TOO_LONG))
+				n--;
+			else if (!(*flags & LINE_TOO_LONG))
+				*flags |= LINE_BARE_LF;
+			break;
+		}
+		if (n > 0 && line[n - 1] == '\r')
+			*flags |= LINE_BARE_CR;
+		if (c == '\0')
+			*flags |= LINE_NUL;
+		if (n < max)
+			line[n++] = c;
+		else
+			*flags |= LINE_TOO_LONG;
+	}
+	line[n] = '\0';
+	*len = n;
+	return IO_OK;
+}

@@ -1,0 +1,50 @@
+/* io: buffered client I/O for tern-smtpd with a timeout on every read.
+ *
+ * Promises: replies are buffered and flushed before the server would block
+ * on a read (so PIPELINING works and replies batch); a line is never longer
+ * than the caller's limit; a read that waits longer than the timeout fails
+ * with IO_TIMEOUT instead of hanging. */
+#ifndef TERN_IO_H
+#define TERN_IO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define IO_BUFFER_SIZE 16384
+
+enum io_status { IO_OK = 0, IO_EOF = -1, IO_ERROR = -2, IO_TIMEOUT = -3 };
+
+struct writer {
+	int fd;
+	unsigned timeout;
+	size_t len;
+	bool failed;
+	char buf[IO_BUFFER_SIZE];
+};
+
+struct reader {
+	int fd;
+	unsigned timeout;	/* seconds */
+	size_t start, end;
+	struct writer *flush_first;
+	char buf[IO_BUFFER_SIZE];
+};
+
+enum line_flags { LINE_TOO_LONG = 1, LINE_BARE_CR = 2, LINE_NUL = 4, LINE_BARE_LF = 8 };
+
+void writer_init(struct writer *w, int fd, unsigned timeout);
+void writer_put(struct writer *w, const char *s, size_t len);
+void writer_reply(struct writer *w, const char *line);	/* adds CRLF */
+int writer_flush(struct writer *w);
+
+void reader_init(struct reader *r, int fd, unsigned timeout, struct writer *w);
+/* Reads more input (flushing replies first); IO_OK or an error. */
+int reader_fill(struct reader *r);
+static inline size_t reader_available(const struct reader *r) { return r->end - r->start; }
+
+/* Reads one line into LINE (at most MAX octets, NUL-terminated, without its
+ * line end).  *FLAGS tells what was wrong with it; a too-long line is read
+ * to its end and thrown away. */
+int reader_line(struct reader *r, char *line, size_t max, size_t *len, int *flags);
+
+#endif

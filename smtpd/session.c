@@ -1,0 +1,532 @@
+#include "session.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "command.h"
+#include "data.h"
+#include "io.h"
+#include "log.h"
+#include "queue_client.h"
+#include "recipient.h"
+#include "table.h"
+#include "util.h"
+
+#define HELO_MAX 255
+#define REPLY_MAX 600
+
+enum relay_state { RELAY_UNKNOWN, RELAY_YES, RELAY_NO };
+
+struct session {
+	const struct tern_conf *conf;
+	const struct client_info *client;
+	struct reader in;
+	struct writer out;
+	struct recipient_tables tables;
+	struct table relay;
+	enum relay_state relay_state;
+
+	char helo[HELO_MAX + 1];
+	bool esmtp;
+
+	bool in_mail;
+	struct mailbox sender;
+	struct mail_params params;
+	char **rcpts;
+	size_t nrcpts;
+
+	unsigned errors;
+	unsigned messages;
+	bool closing;
+};
+
+/* ---- replies ---- */
+
+static void reply(struct session *s, const char *line)
+{
+	writer_reply(&s->out, line);
+	if (line[0] == '4' || line[0] == '5') {
+		char code[4] = { line[0], line[1], line[2], '\0' };
+		const char *reason = strlen(line) > 4 ? line + 4 : "";
+		log_event("rejected", "ip=%s code=%s reason=%s", s->client->ip, code, reason);
+		s->errors++;
+	}
+}
+
+static void replyf(struct session *s, const char *format, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void replyf(struct session *s, const char *format, ...)
+{
+	char line[REPLY_MAX];
+	va_list ap;
+
+	va_start(ap, format);
+	vsnprintf(line, sizeof line, format, ap);
+	va_end(ap);
+	reply(s, line);
+}
+
+static void close_with(struct session *s, const char *line)
+{
+	writer_reply(&s->out, line);
+	char code[4] = { line[0], line[1], line[2], '\0' };
+	log_event("rejected", "ip=%s code=%s reason=%s", s->client->ip, code, line + 4);
+	s->closing = true;
+}
+
+/* ---- transaction ---- */
+
+static void reset_transaction(struct session *s)
+{
+	for (size_t i = 0; i < s->nrcpts; i++)
+		free(s->rcpts[i]);
+	s->nrcpts = 0;
+	s->in_mail = false;
+	memset(&s->sender, 0, sizeof s->sender);
+	memset(&s->params, 0, sizeof s->params);
+}
+
+static bool spool_has_room(struct session *s, uint64_t extra)
+{
+	struct statvfs st;
+
+	if (statvfs(s->conf->spool, &st) < 0)
+		return true;	/* tern-queue will tell */
+	uint64_t free_bytes = (uint64_t)st.f_bavail * st.f_frsize;
+	return free_bytes >= s->conf->queue_minfree + extra;
+}
+
+/* ---- commands ---- */
+
+static void do_helo(struct session *s, const char *arg, bool esmtp)
+{
+	size_t n = strcspn(arg, " ");
+
+	if (n == 0) {
+		reply(s, esmtp ? "501 5.5.4 Syntax: EHLO hostname" : "501 5.5.4 Syntax: HELO hostname");
+		return;
+	}
+	if (n > HELO_MAX)
+		n = HELO_MAX;
+	memcpy(s->helo, arg, n);
+	s->helo[n] = '\0';
+	s->esmtp = esmtp;
+	reset_transaction(s);
+	if (!esmtp) {
+		replyf(s, "250 %s", s->conf->hostname);
+		return;
+	}
+	char line[REPLY_MAX];
+	snprintf(line, sizeof line, "250-%s", s->conf->hostname);
+	writer_reply(&s->out, line);
+	writer_reply(&s->out, "250-PIPELINING");
+	snprintf(line, sizeof line, "250-SIZE %llu",
+		 (unsigned long long)s->conf->max_message_size);
+	writer_reply(&s->out, line);
+	writer_reply(&s->out, "250-8BITMIME");
+	writer_reply(&s->out, "250-ENHANCEDSTATUSCODES");
+	writer_reply(&s->out, "250 SMTPUTF8");
+}
+
+static void do_mail(struct session *s, const char *arg)
+{
+	const char *problem;
+
+	if (s->helo[0] == '\0') {
+		reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+		return;
+	}
+	if (s->in_mail) {
+		reply(s, "503 5.5.1 Error: nested MAIL command");
+		return;
+	}
+	if (mail_parse(arg, &s->sender, &s->params, &problem) < 0) {
+		reply(s, problem);
+		return;
+	}
+	if (!s->esmtp && (s->params.size_given || s->params.body || s->params.smtputf8)) {
+		reply(s, "555 5.5.4 MAIL parameters need EHLO");
+		return;
+	}
+	if (s->params.size_given && s->params.size > s->conf->max_message_size) {
+		reply(s, "552 5.3.4 Message size exceeds fixed limit");
+		return;
+	}
+	if (!spool_has_room(s, s->params.size_given ? s->params.size : 0)) {
+		reply(s, "452 4.3.1 Insufficient system storage");
+		return;
+	}
+	s->in_mail = true;
+	reply(s, "250 2.1.0 Ok");
+}
+
+static enum relay_state relay_allowed(struct session *s)
+{
+	if (s->relay_state != RELAY_UNKNOWN)
+		return s->relay_state;
+	if (s->client->relay_env) {
+		s->relay_state = RELAY_YES;
+		return RELAY_YES;
+	}
+	enum table_result r = table_match_network(&s->relay, s->client->ip);
+	if (r == TABLE_TEMPFAIL) {
+		log_event("table_error", "table=relay hint=%s", "run ternctl compile");
+		return RELAY_UNKNOWN;
+	}
+	s->relay_state = r == TABLE_FOUND ? RELAY_YES : RELAY_NO;
+	return s->relay_state;
+}
+
+static bool already_listed(struct session *s, const char *addr)
+{
+	for (size_t i = 0; i < s->nrcpts; i++)
+		if (strcmp(s->rcpts[i], addr) == 0)
+			return true;
+	return false;
+}
+
+static void do_rcpt(struct session *s, const char *arg)
+{
+	struct mailbox m;
+	struct resolution res;
+	const char *problem;
+	char addr[ADDR_BUFFER];
+
+	if (!s->in_mail) {
+		reply(s, "503 5.5.1 Error: need MAIL command");
+		return;
+	}
+	if (rcpt_parse(arg, &m, &problem) < 0) {
+		reply(s, problem);
+		return;
+	}
+	if (m.utf8 && !s->params.smtputf8) {
+		reply(s, "553 5.6.7 Non-ASCII address needs SMTPUTF8");
+		return;
+	}
+	if (s->nrcpts >= s->conf->max_recipients) {
+		reply(s, "452 4.5.3 Too many recipients");
+		return;
+	}
+	recipient_resolve(&s->tables, &m, &res);
+	switch (res.kind) {
+	case RESOLVE_TEMPFAIL:
+		log_event("table_error", "table=%s hint=%s", res.failed_table,
+			  "run ternctl compile");
+		reply(s, "451 4.3.0 Temporary lookup failure");
+		return;
+	case RESOLVE_UNKNOWN:
+		reply(s, "550 5.1.1 User unknown in local recipient table");
+		return;
+	case RESOLVE_REMOTE:
+		switch (relay_allowed(s)) {
+		case RELAY_UNKNOWN:
+			reply(s, "451 4.3.0 Temporary lookup failure");
+			return;
+		case RELAY_NO:
+			reply(s, "550 5.7.1 Relay access denied");
+			return;
+		case RELAY_YES:
+			break;
+		}
+		break;
+	default:
+		break;
+	}
+	addr_format(&m, addr, sizeof addr);
+	if (!already_listed(s, addr)) {
+		char *copy = strdup(addr);
+		if (copy == NULL) {
+			reply(s, "451 4.3.0 Out of memory");
+			return;
+		}
+		s->rcpts[s->nrcpts++] = copy;
+	}
+	reply(s, "250 2.1.5 Ok");
+}
+
+/* ---- DATA ---- */
+
+static const char *protocol_name(const struct session *s)
+{
+	if (s->params.smtputf8)
+		return "UTF8SMTP";
+	return s->esmtp ? "ESMTP" : "SMTP";
+}
+
+static int received_header(struct session *s, const char *qid, char *out, size_t size)
+{
+	char date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	localtime_r(&now, &tm);
+	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+	int n;
+	if (s->nrcpts == 1)
+		n = snprintf(out, size,
+			     "Received: from %s ([%s])\n\tby %s (tern) with %s id %s\n"
+			     "\tfor <%s>; %s\n",
+			     s->helo, s->client->ip, s->conf->hostname, protocol_name(s), qid,
+			     s->rcpts[0], date);
+	else
+		n = snprintf(out, size,
+			     "Received: from %s ([%s])\n\tby %s (tern) with %s id %s;\n\t%s\n",
+			     s->helo, s->client->ip, s->conf->hostname, protocol_name(s), qid,
+			     date);
+	return n < 0 || (size_t)n >= size ? -1 : n;
+}
+
+/* qmail-queue's envelope: F sender \0, T rcpt \0 each, \0. */
+static char *build_envelope(struct session *s, size_t *len)
+{
+	char sender[ADDR_BUFFER];
+	size_t size = 4 + ADDR_BUFFER;
+
+	addr_format(&s->sender, sender, sizeof sender);
+	for (size_t i = 0; i < s->nrcpts; i++)
+		size += strlen(s->rcpts[i]) + 2;
+	char *env = malloc(size);
+	if (env == NULL)
+		return NULL;
+	size_t n = (size_t)sprintf(env, "F%s", sender) + 1;
+	for (size_t i = 0; i < s->nrcpts; i++)
+		n += (size_t)sprintf(env + n, "T%s", s->rcpts[i]) + 1;
+	env[n++] = '\0';
+	*len = n;
+	return env;
+}
+
+/* Reads the message to its end; false if the client went away. */
+static bool receive_data(struct session *s, struct queue_client *q, struct data_state *d)
+{
+	static const size_t chunk = IO_BUFFER_SIZE;
+	char out[IO_BUFFER_SIZE];
+
+	while (!d->done) {
+		if (reader_available(&s->in) == 0) {
+			int st = reader_fill(&s->in);
+			if (st == IO_TIMEOUT) {
+				close_with(s, "421 4.4.2 Error: timeout exceeded");
+				return false;
+			}
+			if (st != IO_OK) {
+				log_event("lost", "ip=%s during=DATA", s->client->ip);
+				s->closing = true;
+				return false;
+			}
+		}
+		size_t avail = reader_available(&s->in);
+		size_t outlen;
+		size_t used = data_feed(d, s->in.buf + s->in.start,
+					avail < chunk ? avail : chunk, out, &outlen);
+		s->in.start += used;
+		if (d->fault == DATA_OK)
+			queue_write(q, out, outlen);
+	}
+	return true;
+}
+
+static void do_data(struct session *s, const char *arg)
+{
+	struct queue_client q;
+	struct data_state d;
+	char qid[QID_MAX], header[2048], result[QUEUE_REPLY_MAX];
+
+	if (arg[0] != '\0') {
+		reply(s, "501 5.5.4 Syntax: DATA");
+		return;
+	}
+	if (!s->in_mail) {
+		reply(s, "503 5.5.1 Error: need MAIL command");
+		return;
+	}
+	if (s->nrcpts == 0) {
+		reply(s, "554 5.5.1 Error: no valid recipients");
+		return;
+	}
+	qid_make(qid);
+	if (queue_start(&q, qid, s->conf->path) < 0) {
+		reply(s, "451 4.3.0 Temporary failure: cannot start the queue");
+		return;
+	}
+	writer_reply(&s->out, "354 End data with <CR><LF>.<CR><LF>");
+	int hlen = received_header(s, qid, header, sizeof header);
+	if (hlen > 0)
+		queue_write(&q, header, (size_t)hlen);
+
+	struct data_limits limits = {
+		.max_message_size = s->conf->max_message_size,
+		.max_header_size = s->conf->max_header_size,
+		.max_line_length = s->conf->max_line_length,
+		.max_received = s->conf->max_received,
+	};
+	data_start(&d, &limits);
+	s->in.timeout = s->conf->data_timeout;
+	bool complete = receive_data(s, &q, &d);
+	s->in.timeout = s->conf->command_timeout;
+	if (!complete) {
+		queue_abort(&q);
+		return;
+	}
+	if (d.fault != DATA_OK) {
+		queue_abort(&q);
+		reply(s, data_fault_reply(d.fault));
+		reset_transaction(s);
+		return;
+	}
+	size_t envlen;
+	char *envelope = build_envelope(s, &envlen);
+	if (envelope == NULL) {
+		queue_abort(&q);
+		reply(s, "451 4.3.0 Out of memory");
+		reset_transaction(s);
+		return;
+	}
+	int code = queue_finish(&q, envelope, envlen, qid, result, sizeof result);
+	free(envelope);
+	if (code == 0) {
+		char sender[ADDR_BUFFER];
+		addr_format(&s->sender, sender, sizeof sender);
+		log_event("accepted", "id=%s ip=%s from=%s rcpts=%zu size=%llu", qid,
+			  s->client->ip, sender, s->nrcpts,
+			  (unsigned long long)(d.size + (uint64_t)(hlen > 0 ? hlen : 0)));
+		s->messages++;
+	}
+	reply(s, result);
+	reset_transaction(s);
+}
+
+/* ---- the command loop ---- */
+
+static bool line_problem(struct session *s, int flags, size_t len, enum smtp_verb verb)
+{
+	bool mail_or_rcpt = verb == VERB_MAIL || verb == VERB_RCPT;
+	size_t limit = (mail_or_rcpt ? SMTP_MAIL_LINE_MAX : SMTP_LINE_MAX) - 2;
+
+	if ((flags & LINE_TOO_LONG) || len > limit) {
+		reply(s, "500 5.5.2 Error: line too long");
+		return true;
+	}
+	if (flags & LINE_NUL) {
+		reply(s, "500 5.5.2 Error: NUL character in command");
+		return true;
+	}
+	if (flags & LINE_BARE_CR) {
+		reply(s, "500 5.5.2 Error: bare CR in command");
+		return true;
+	}
+	return false;
+}
+
+static void dispatch(struct session *s, const struct smtp_command *cmd)
+{
+	switch (cmd->verb) {
+	case VERB_HELO:
+		do_helo(s, cmd->arg, false);
+		break;
+	case VERB_EHLO:
+		do_helo(s, cmd->arg, true);
+		break;
+	case VERB_MAIL:
+		do_mail(s, cmd->arg);
+		break;
+	case VERB_RCPT:
+		do_rcpt(s, cmd->arg);
+		break;
+	case VERB_DATA:
+		do_data(s, cmd->arg);
+		break;
+	case VERB_RSET:
+		reset_transaction(s);
+		reply(s, "250 2.0.0 Ok");
+		break;
+	case VERB_NOOP:
+		reply(s, "250 2.0.0 Ok");
+		break;
+	case VERB_QUIT:
+		writer_reply(&s->out, "221 2.0.0 Bye");
+		s->closing = true;
+		break;
+	case VERB_VRFY:
+		reply(s, "252 2.5.0 Cannot VRFY user; send some mail and we will try");
+		break;
+	case VERB_HELP:
+		reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
+		break;
+	case VERB_EXPN:
+	case VERB_STARTTLS:
+	case VERB_AUTH:
+	case VERB_BDAT:
+		reply(s, "502 5.5.1 Error: command not implemented");
+		break;
+	case VERB_HTTP:
+		close_with(s, "421 4.7.0 Error: this is an SMTP server, not a web server");
+		break;
+	case VERB_UNKNOWN:
+		reply(s, "500 5.5.2 Error: command not recognized");
+		break;
+	}
+}
+
+static void command_loop(struct session *s)
+{
+	char line[SMTP_MAIL_LINE_MAX + 1];
+	struct smtp_command cmd;
+
+	while (!s->closing) {
+		size_t len;
+		int flags;
+		int st = reader_line(&s->in, line, SMTP_MAIL_LINE_MAX, &len, &flags);
+		if (st == IO_TIMEOUT) {
+			close_with(s, "421 4.4.2 Error: timeout exceeded");
+			break;
+		}
+		if (st != IO_OK)
+			break;
+		command_parse(line, &cmd);
+		if (!line_problem(s, flags, len, cmd.verb))
+			dispatch(s, &cmd);
+		if (!s->closing && s->conf->max_errors > 0 && s->errors >= s->conf->max_errors)
+			close_with(s, "421 4.7.0 Error: too many errors");
+	}
+}
+
+int session_run(const struct tern_conf *conf, const struct client_info *client)
+{
+	struct session *s = calloc(1, sizeof *s);
+	if (s == NULL)
+		return 111;
+	s->conf = conf;
+	s->client = client;
+	s->rcpts = calloc(conf->max_recipients + 1, sizeof *s->rcpts);
+	if (s->rcpts == NULL) {
+		free(s);
+		return 111;
+	}
+	writer_init(&s->out, 1, conf->command_timeout);
+	reader_init(&s->in, 0, conf->command_timeout, &s->out);
+	recipient_tables_init(&s->tables, conf);
+	table_init(&s->relay, conf, "relay");
+
+	log_event("connect", "ip=%s port=%s", client->ip, client->port);
+	replyf(s, "220 %s ESMTP tern", conf->hostname);
+	command_loop(s);
+	writer_flush(&s->out);
+	log_event("disconnect", "ip=%s msgs=%u errors=%u", client->ip, s->messages, s->errors);
+
+	reset_transaction(s);
+	recipient_tables_close(&s->tables);
+	table_close(&s->relay);
+	free(s->rcpts);
+	free(s);
+	return 0;
+}
