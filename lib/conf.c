@@ -328,7 +328,22 @@ int conf_load(struct tern_conf *c, const char *path, char *err, size_t errsize)
 	return 0;
 }
 
+/* Joins NAME to tern.conf's folder, folding each leading "../" into it. */
 int conf_path(const struct tern_conf *c, const char *name, char *out, size_t outsize)
 {
-	return path_join(out, outsize, c->dir, name);
+	char dir[PATH_MAX];
+
+	if (name[0] == '/')
+		return path_join(out, outsize, NULL, name);
+	str_copy(dir, sizeof dir, c->dir);
+	while (strncmp(name, "../", 3) == 0 || strcmp(name, "..") == 0) {
+		char *slash = strrchr(dir, '/');
+		if (slash == NULL || slash == dir)
+			break;
+		*slash = '\0';
+		name += name[2] == '/' ? 3 : 2;
+	}
+	if (name[0] == '\0')
+		return str_copy(out, outsize, dir) ? 0 : -1;
+	return path_join(out, outsize, dir, name);
 }

@@ -211,8 +211,9 @@ int spool_write_state(const char *spool, const char *id,
 	fprintf(f, "tern-state 1\n");
 	for (size_t i = 0; i < n; i++) {
 		clean_text(error, sizeof error, r[i].last_error);
-		fprintf(f, "%s\t%lld\t%u\t%s\t%s\t%s\n", rcpt_state_name(r[i].state),
-			(long long)r[i].next_try, r[i].attempts, r[i].orcpt, r[i].addr, error);
+		fprintf(f, "%s\t%lld\t%u\t%u\t%s\t%s\t%s\n", rcpt_state_name(r[i].state),
+			(long long)r[i].next_try, r[i].attempts, r[i].hops, r[i].orcpt, r[i].addr,
+			error);
 	}
 	if (fflush(f) != 0 || fsync(fileno(f)) < 0) {
 		fclose(f);
@@ -228,10 +229,10 @@ int spool_write_state(const char *spool, const char *id,
 
 static int parse_state_line(char *line, struct rcpt_record *r)
 {
-	char *field[6];
+	char *field[7];
 	size_t nf = 0;
 
-	for (char *p = line; nf < 6; nf++) {
+	for (char *p = line; nf < 7; nf++) {
 		field[nf] = p;
 		char *tab = strchr(p, '\t');
 		if (tab == NULL) {
@@ -241,16 +242,17 @@ static int parse_state_line(char *line, struct rcpt_record *r)
 		*tab = '\0';
 		p = tab + 1;
 	}
-	if (nf != 6)
+	if (nf != 7)
 		return -1;
 	memset(r, 0, sizeof *r);
 	if (state_from_name(field[0], &r->state) < 0)
 		return -1;
 	r->next_try = (time_t)strtoll(field[1], NULL, 10);
 	r->attempts = (unsigned)strtoul(field[2], NULL, 10);
-	r->orcpt = strdup(field[3]);
-	r->addr = strdup(field[4]);
-	str_copy(r->last_error, sizeof r->last_error, field[5]);
+	r->hops = (unsigned)strtoul(field[3], NULL, 10);
+	r->orcpt = strdup(field[4]);
+	r->addr = strdup(field[5]);
+	str_copy(r->last_error, sizeof r->last_error, field[6]);
 	if (r->orcpt == NULL || r->addr == NULL) {
 		free(r->orcpt);
 		free(r->addr);

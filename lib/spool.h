@@ -46,6 +46,7 @@ struct rcpt_record {
 	enum rcpt_state state;
 	time_t next_try;
 	unsigned attempts;
+	unsigned hops;		/* alias expansions that led here */
 	char last_error[SPOOL_ERROR_MAX];
 };
 

@@ -1,0 +1,1049 @@
+/* tern-deliver: the long-running scheduler.  It takes committed messages in
+ * from incoming/, hands each local recipient to tern-local (at most
+ * local_concurrency at once), retries temporary failures with backoff,
+ * bounces permanent ones with an RFC 3464 report through tern-queue, applies
+ * ternctl's requests, and removes a message once every recipient is done.
+ * It alone records recipient state (state/ID) and removes messages. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "conf.h"
+#include "dsn.h"
+#include "log.h"
+#include "recipient.h"
+#include "schedule.h"
+#include "spool.h"
+#include "util.h"
+
+#define ALIAS_HOPS_MAX 10
+#define CLEANUP_INTERVAL 3600
+#define OUTPUT_MAX 512
+#define DOUBLE_BOUNCE_SENDER "#@[]"
+#define COUNTERS_INTERVAL 1
+
+struct message {
+	struct message *prev, *next;
+	char id[QID_MAX];
+	char *sender;
+	time_t queued;
+	uint64_t msglen;
+	struct rcpt_record *rcpts;
+	size_t n, cap;
+	unsigned inflight;
+	bool dirty;		/* rcpts differ from state/ID */
+	bool doomed;		/* ternctl delete: remove when idle */
+};
+
+struct slot {
+	pid_t pid;
+	struct message *msg;
+	size_t rcpt;
+	int out_fd;
+	char target[PATH_MAX];
+};
+
+struct counters {
+	unsigned long long delivered, deferred, bounced;
+	bool changed;
+	time_t written;
+};
+
+struct deliver {
+	struct tern_conf conf;
+	struct recipient_tables tables;
+	char local_program[PATH_MAX];
+	char queue_program[PATH_MAX];
+	bool have_remote;
+	struct message *head, *tail;
+	struct slot *slots;
+	size_t nslots;
+	unsigned busy;
+	int trigger_fd;
+	bool stopping;
+	time_t next_cleanup;
+	struct counters counters;
+};
+
+static int signal_pipe[2] = { -1, -1 };	/* the handlers' only way in */
+
+static void on_signal(int sig)
+{
+	unsigned char c = (unsigned char)sig;
+	int saved = errno;
+	(void)!write(signal_pipe[1], &c, 1);
+	errno = saved;
+}
+
+/* ---- messages in memory ---- */
+
+static struct message *find_message(struct deliver *d, const char *id)
+{
+	for (struct message *m = d->head; m; m = m->next)
+		if (strcmp(m->id, id) == 0)
+			return m;
+	return NULL;
+}
+
+static int add_rcpt(struct message *m, const char *addr, const char *orcpt, unsigned hops)
+{
+	if (m->n == m->cap) {
+		size_t cap = m->cap ? m->cap * 2 : 4;
+		struct rcpt_record *more = realloc(m->rcpts, cap * sizeof *more);
+		if (more == NULL)
+			return -1;
+		m->rcpts = more;
+		m->cap = cap;
+	}
+	struct rcpt_record *r = &m->rcpts[m->n];
+	memset(r, 0, sizeof *r);
+	r->addr = strdup(addr);
+	r->orcpt = strdup(orcpt);
+	r->hops = hops;
+	if (r->addr == NULL || r->orcpt == NULL) {
+		free(r->addr);
+		free(r->orcpt);
+		return -1;
+	}
+	m->n++;
+	return 0;
+}
+
+static void free_message(struct message *m)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		free(m->rcpts[i].addr);
+		free(m->rcpts[i].orcpt);
+	}
+	free(m->rcpts);
+	free(m->sender);
+	free(m);
+}
+
+static void unlink_message(struct deliver *d, struct message *m)
+{
+	if (m->prev)
+		m->prev->next = m->next;
+	else
+		d->head = m->next;
+	if (m->next)
+		m->next->prev = m->prev;
+	else
+		d->tail = m->prev;
+}
+
+static void remove_message(struct deliver *d, struct message *m)
+{
+	char path[PATH_MAX];
+
+	if (spool_path(path, sizeof path, d->conf.spool, "queue", m->id) == 0)
+		unlink(path);
+	if (spool_path(path, sizeof path, d->conf.spool, "state", m->id) == 0)
+		unlink(path);
+	log_event("removed", "id=%s", m->id);
+	unlink_message(d, m);
+	free_message(m);
+}
+
+/* Reads queue/ID (moving it there from incoming/ first if FROM_INCOMING). */
+static void load_message(struct deliver *d, const char *id, bool from_incoming)
+{
+	char path[PATH_MAX], queued[PATH_MAX];
+	struct envelope env;
+
+	if (find_message(d, id) != NULL || !qid_valid(id))
+		return;
+	if (spool_path(queued, sizeof queued, d->conf.spool, "queue", id) < 0)
+		return;
+	if (from_incoming) {
+		if (spool_path(path, sizeof path, d->conf.spool, "incoming", id) < 0)
+			return;
+		if (rename(path, queued) < 0) {
+			if (errno != ENOENT)
+				log_event("error", "id=%s what=rename error=%s", id, strerror(errno));
+			return;
+		}
+	}
+	int fd = open(queued, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		log_event("error", "id=%s what=open error=%s", id, strerror(errno));
+		return;
+	}
+	int r = spool_read_envelope(fd, &env);
+	close(fd);
+	if (r < 0) {
+		log_event("error", "id=%s what=read error=%s", id, strerror(errno));
+		return;
+	}
+	struct message *m = calloc(1, sizeof *m);
+	if (m == NULL || (m->sender = strdup(env.sender)) == NULL) {
+		free(m);
+		spool_free_envelope(&env);
+		return;
+	}
+	str_copy(m->id, sizeof m->id, id);
+	m->queued = env.queued;
+	m->msglen = env.msglen;
+	struct rcpt_record *records;
+	size_t nrecords;
+	int st = spool_read_state(d->conf.spool, id, &records, &nrecords);
+	if (st == 1) {
+		m->rcpts = records;
+		m->n = m->cap = nrecords;
+	} else {
+		if (st < 0)
+			log_event("error", "id=%s what=state error=%s", id, strerror(errno));
+		for (size_t i = 0; i < env.nrcpts; i++)
+			if (add_rcpt(m, env.rcpts[i], env.rcpts[i], 0) < 0)
+				log_event("error", "id=%s what=memory", id);
+	}
+	spool_free_envelope(&env);
+	m->prev = d->tail;
+	if (d->tail)
+		d->tail->next = m;
+	else
+		d->head = m;
+	d->tail = m;
+}
+
+static void load_folder(struct deliver *d, const char *folder)
+{
+	char path[PATH_MAX];
+
+	if (spool_path(path, sizeof path, d->conf.spool, folder, NULL) < 0)
+		return;
+	DIR *dir = opendir(path);
+	if (dir == NULL) {
+		log_event("error", "what=opendir path=%s error=%s", path, strerror(errno));
+		return;
+	}
+	struct dirent *e;
+	while ((e = readdir(dir)) != NULL)
+		if (e->d_name[0] != '.')
+			load_message(d, e->d_name, strcmp(folder, "incoming") == 0);
+	closedir(dir);
+}
+
+/* ---- outcomes ---- */
+
+static void count(struct deliver *d, unsigned long long *counter)
+{
+	(*counter)++;
+	d->counters.changed = true;
+}
+
+static void write_counters(struct deliver *d, time_t now, bool force)
+{
+	char path[PATH_MAX], tmp[PATH_MAX];
+
+	if (!d->counters.changed || (!force && now - d->counters.written < COUNTERS_INTERVAL))
+		return;
+	if (spool_path(path, sizeof path, d->conf.spool, "control", "counters") < 0 ||
+	    spool_path(tmp, sizeof tmp, d->conf.spool, "control", "counters.tmp") < 0)
+		return;
+	FILE *f = fopen(tmp, "we");
+	if (f == NULL)
+		return;
+	fprintf(f, "delivered %llu\ndeferred %llu\nbounced %llu\n", d->counters.delivered,
+		d->counters.deferred, d->counters.bounced);
+	if (fclose(f) == 0 && rename(tmp, path) == 0) {
+		d->counters.changed = false;
+		d->counters.written = now;
+	}
+}
+
+static void fail(struct message *m, struct rcpt_record *r, const char *line)
+{
+	r->state = RCPT_FAILED;
+	r->next_try = 0;
+	str_copy(r->last_error, sizeof r->last_error, line);
+	m->dirty = true;
+}
+
+static void defer(struct deliver *d, struct message *m, struct rcpt_record *r,
+		  const char *line, time_t now)
+{
+	r->attempts++;
+	if (lifetime_over(m->queued, now, d->conf.queue_lifetime)) {
+		char text[SPOOL_ERROR_MAX];
+		const char *reason = line;
+		char status[16];
+		reason = dsn_split_status(line, "4.0.0", status);
+		snprintf(text, sizeof text, "4.4.7 queue lifetime exceeded; last error: %s", reason);
+		fail(m, r, text);
+		return;
+	}
+	unsigned delay = retry_delay(r->attempts, d->conf.retry_first, d->conf.retry_max,
+				     (unsigned)random());
+	r->state = RCPT_DEFERRED;
+	r->next_try = now + delay;
+	str_copy(r->last_error, sizeof r->last_error, line);
+	m->dirty = true;
+	count(d, &d->counters.deferred);
+	log_event("deferred", "id=%s rcpt=%s delay_s=%lld retry_s=%u reason=%s", m->id, r->addr,
+		  (long long)(now - m->queued), delay, line);
+}
+
+/* ---- bounces ---- */
+
+static int spawn_queue(struct deliver *d, int *msg_fd, int *env_fd, pid_t *pid)
+{
+	int mp[2], ep[2];
+
+	if (pipe2(mp, O_CLOEXEC) < 0)
+		return -1;
+	if (pipe2(ep, O_CLOEXEC) < 0) {
+		close(mp[0]), close(mp[1]);
+		return -1;
+	}
+	*pid = fork();
+	if (*pid < 0) {
+		close(mp[0]), close(mp[1]), close(ep[0]), close(ep[1]);
+		return -1;
+	}
+	if (*pid == 0) {
+		if (dup2(mp[0], 0) < 0 || dup2(ep[0], 1) < 0)
+			_exit(81);
+		setenv("TERN_CONFIG", d->conf.path, 1);
+		unsetenv("TERN_QID");
+		execl(d->queue_program, "tern-queue", (char *)NULL);
+		_exit(81);
+	}
+	close(mp[0]), close(ep[0]);
+	*msg_fd = mp[1];
+	*env_fd = ep[1];
+	return 0;
+}
+
+static int inject_report(struct deliver *d, struct message *m, const char *from,
+			 const char *to, const struct dsn_rcpt *rr, size_t n)
+{
+	char path[PATH_MAX];
+	int msg_fd, env_fd, status;
+	pid_t pid;
+
+	if (spool_path(path, sizeof path, d->conf.spool, "queue", m->id) < 0)
+		return -1;
+	int original = open(path, O_RDONLY | O_CLOEXEC);
+	if (original < 0)
+		return -1;
+	if (spawn_queue(d, &msg_fd, &env_fd, &pid) < 0) {
+		close(original);
+		return -1;
+	}
+	struct dsn_info info = {
+		.hostname = d->conf.hostname, .queue_id = m->id, .to = to,
+		.arrival = m->queued, .delayed = false,
+	};
+	int r = dsn_write(msg_fd, &info, rr, n, original, m->msglen, d->conf.bounce_max_size);
+	close(original);
+	close(msg_fd);
+	size_t flen = strlen(from), tlen = strlen(to);
+	char *env = malloc(flen + tlen + 6);
+	if (env != NULL && r == 0) {
+		size_t k = 0;
+		env[k++] = 'F';
+		memcpy(env + k, from, flen + 1);
+		k += flen + 1;
+		env[k++] = 'T';
+		memcpy(env + k, to, tlen + 1);
+		k += tlen + 1;
+		env[k++] = '\0';
+		r = write_all(env_fd, env, k);
+	} else {
+		r = -1;
+	}
+	free(env);
+	close(env_fd);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (r == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+		r = -1;
+	return r;
+}
+
+static void postmaster_address(struct deliver *d, char *out, size_t size)
+{
+	char first[ADDR_DOMAIN_MAX + 1];
+
+	if (recipient_first_domain(&d->tables, first, sizeof first) == 0)
+		snprintf(out, size, "postmaster@%s", first);
+	else
+		snprintf(out, size, "postmaster");
+}
+
+/* Reports every FAILED recipient of M in one DSN; marks them BOUNCED. */
+static void send_bounces(struct deliver *d, struct message *m, time_t now)
+{
+	struct dsn_rcpt *rr = calloc(m->n, sizeof *rr);
+	char (*codes)[16] = calloc(m->n, sizeof *codes);
+	size_t n = 0;
+
+	if (rr == NULL || codes == NULL) {
+		free(rr);
+		free(codes);
+		return;
+	}
+	for (size_t i = 0; i < m->n; i++) {
+		struct rcpt_record *r = &m->rcpts[i];
+		if (r->state != RCPT_FAILED)
+			continue;
+		rr[n].addr = r->addr;
+		rr[n].orcpt = r->orcpt;
+		rr[n].diagnostic = dsn_split_status(r->last_error, "5.0.0", codes[n]);
+		rr[n].status = codes[n];
+		rr[n].last_attempt = now;
+		n++;
+	}
+	char to[ADDR_BUFFER + 16];
+	const char *from = "";
+	const char *outcome = "dsn";
+	int r = 0;
+	if (strcmp(m->sender, DOUBLE_BOUNCE_SENDER) == 0) {
+		outcome = "dropped";	/* a failed report to the postmaster: the end */
+	} else if (m->sender[0] == '\0') {
+		postmaster_address(d, to, sizeof to);
+		from = DOUBLE_BOUNCE_SENDER;
+		outcome = "postmaster";
+		r = inject_report(d, m, from, to, rr, n);
+	} else {
+		str_copy(to, sizeof to, m->sender);
+		r = inject_report(d, m, from, to, rr, n);
+	}
+	if (r < 0) {
+		log_event("error", "id=%s what=bounce error=%s", m->id, "tern-queue refused the report");
+		for (size_t i = 0; i < m->n; i++)
+			if (m->rcpts[i].state == RCPT_FAILED)
+				m->rcpts[i].next_try = now + d->conf.retry_first;
+		free(rr);
+		free(codes);
+		return;
+	}
+	for (size_t i = 0; i < m->n; i++) {
+		struct rcpt_record *rec = &m->rcpts[i];
+		if (rec->state != RCPT_FAILED)
+			continue;
+		rec->state = RCPT_BOUNCED;
+		m->dirty = true;
+		count(d, &d->counters.bounced);
+		log_event("bounced", "id=%s rcpt=%s report=%s reason=%s", m->id, rec->addr, outcome,
+			  rec->last_error);
+	}
+	free(rr);
+	free(codes);
+}
+
+/* After a round: bounce what failed, remove what is done, record the rest. */
+static void settle(struct deliver *d, struct message *m, time_t now)
+{
+	bool failed = false, open = false;
+
+	if (m->inflight > 0)
+		return;
+	if (m->doomed) {
+		log_event("deleted", "id=%s", m->id);
+		remove_message(d, m);
+		return;
+	}
+	for (size_t i = 0; i < m->n; i++) {
+		enum rcpt_state s = m->rcpts[i].state;
+		if (s == RCPT_FAILED && m->rcpts[i].next_try <= now)
+			failed = true;
+		if (s != RCPT_DELIVERED && s != RCPT_BOUNCED)
+			open = true;
+	}
+	if (failed) {
+		if (m->dirty && spool_write_state(d->conf.spool, m->id, m->rcpts, m->n) == 0)
+			m->dirty = false;
+		send_bounces(d, m, now);
+		open = false;
+		for (size_t i = 0; i < m->n; i++)
+			if (m->rcpts[i].state != RCPT_DELIVERED && m->rcpts[i].state != RCPT_BOUNCED)
+				open = true;
+	}
+	if (!open) {
+		remove_message(d, m);
+		return;
+	}
+	if (m->dirty) {
+		if (spool_write_state(d->conf.spool, m->id, m->rcpts, m->n) < 0)
+			log_event("error", "id=%s what=state error=%s", m->id, strerror(errno));
+		else
+			m->dirty = false;
+	}
+}
+
+/* ---- routing and spawning ---- */
+
+static bool already_present(struct message *m, const char *addr)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (strcasecmp(m->rcpts[i].addr, addr) == 0)
+			return true;
+	return false;
+}
+
+/* Replaces alias recipient R with its targets. */
+static void expand_alias(struct deliver *d, struct message *m, size_t ri, const char *list)
+{
+	char copy[TABLE_VALUE_MAX], expanded[TABLE_VALUE_MAX] = "";
+	char postmaster[ADDR_BUFFER + 16];
+	unsigned hops = m->rcpts[ri].hops + 1;
+
+	if (hops > ALIAS_HOPS_MAX) {
+		fail(m, &m->rcpts[ri], "5.4.6 alias loop: too many alias expansions");
+		return;
+	}
+	str_copy(copy, sizeof copy, list);
+	for (char *save = NULL, *item = strtok_r(copy, ",", &save); item != NULL;
+	     item = strtok_r(NULL, ",", &save)) {
+		item += strspn(item, " \t");
+		item[strcspn(item, " \t")] = '\0';
+		if (item[0] == '\0')
+			continue;
+		if (strcasecmp(item, "postmaster") == 0) {
+			postmaster_address(d, postmaster, sizeof postmaster);
+			item = postmaster;
+		}
+		if (already_present(m, item))
+			continue;
+		/* add_rcpt may move m->rcpts: keep no pointer across it */
+		char orcpt[ADDR_BUFFER + 16];
+		str_copy(orcpt, sizeof orcpt, m->rcpts[ri].orcpt);
+		if (add_rcpt(m, item, orcpt, hops) < 0) {
+			log_event("error", "id=%s what=memory", m->id);
+			return;
+		}
+		size_t len = strlen(expanded);
+		snprintf(expanded + len, sizeof expanded - len, "%s%s", len ? "," : "", item);
+	}
+	struct rcpt_record *r = &m->rcpts[ri];
+	r->state = RCPT_DELIVERED;
+	snprintf(r->last_error, sizeof r->last_error, "expanded to %s", expanded[0] ? expanded : "(already listed)");
+	m->dirty = true;
+	log_event("expanded", "id=%s rcpt=%s to=%s", m->id, r->addr, expanded);
+}
+
+/* The account a Maildir is delivered as, when tern-deliver is root. */
+static int drop_privileges(const struct deliver *d, const char *maildir, const char *login)
+{
+	uid_t uid;
+	gid_t gid;
+
+	if (d->conf.instance || geteuid() != 0)
+		return 0;
+	if (login != NULL) {
+		struct passwd *pw = getpwnam(login);
+		if (pw == NULL)
+			return -1;
+		uid = pw->pw_uid, gid = pw->pw_gid;
+	} else {
+		struct stat st;
+		if (stat(maildir, &st) < 0)
+			return -1;
+		uid = st.st_uid, gid = st.st_gid;
+	}
+	if (uid == 0)
+		return -1;	/* never as root outside an instance */
+	if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+		return -1;
+	if (getuid() != uid || geteuid() != uid || getegid() != gid)
+		return -1;
+	return 0;
+}
+
+static struct slot *free_slot(struct deliver *d)
+{
+	for (size_t i = 0; i < d->nslots; i++)
+		if (d->slots[i].pid == 0)
+			return &d->slots[i];
+	return NULL;
+}
+
+static void spawn_local(struct deliver *d, struct message *m, size_t ri,
+			const struct resolution *res)
+{
+	char path[PATH_MAX], length[32];
+	struct slot *slot = free_slot(d);
+	int out[2];
+
+	if (slot == NULL || spool_path(path, sizeof path, d->conf.spool, "queue", m->id) < 0)
+		return;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		defer(d, m, &m->rcpts[ri], "4.3.0 cannot open the queued message", time(NULL));
+		return;
+	}
+	if (pipe2(out, O_CLOEXEC) < 0) {
+		close(fd);
+		return;
+	}
+	snprintf(length, sizeof length, "%llu", (unsigned long long)m->msglen);
+	const char *login = res->kind == RESOLVE_SYSTEM ? res->key : NULL;
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(fd), close(out[0]), close(out[1]);
+		return;
+	}
+	if (pid == 0) {
+		if (dup2(fd, 0) < 0 || dup2(out[1], 1) < 0)
+			_exit(111);
+		if (drop_privileges(d, res->value, login) < 0) {
+			printf("4.3.0 cannot take on the Maildir owner's identity (never root)\n");
+			_exit(111);
+		}
+		const char *sender = m->sender;
+		execl(d->local_program, "tern-local", "--length", length, res->value,
+		      m->rcpts[ri].addr, sender, (char *)NULL);
+		printf("4.3.0 cannot run tern-local: %s\n", strerror(errno));
+		_exit(111);
+	}
+	close(fd);
+	close(out[1]);
+	fd_nonblock(out[0]);
+	slot->pid = pid;
+	slot->msg = m;
+	slot->rcpt = ri;
+	slot->out_fd = out[0];
+	str_copy(slot->target, sizeof slot->target, res->value);
+	m->inflight++;
+	d->busy++;
+}
+
+static bool parse_recipient(const char *addr, struct mailbox *mb)
+{
+	if (addr_parse(addr, mb) == ADDR_OK)
+		return true;
+	if (strchr(addr, '@') == NULL && strcasecmp(addr, "postmaster") == 0) {
+		memset(mb, 0, sizeof *mb);
+		str_copy(mb->local, sizeof mb->local, "postmaster");
+		return true;
+	}
+	return false;
+}
+
+/* One due recipient: route it.  False when no local slot is left. */
+static bool route(struct deliver *d, struct message *m, size_t ri, time_t now)
+{
+	struct rcpt_record *r = &m->rcpts[ri];
+	struct mailbox mb;
+	struct resolution res;
+	char line[SPOOL_ERROR_MAX];
+
+	if (!parse_recipient(r->addr, &mb)) {
+		fail(m, r, "5.1.3 bad recipient address syntax");
+		return true;
+	}
+	recipient_resolve(&d->tables, &mb, &res);
+	switch (res.kind) {
+	case RESOLVE_MAILBOX:
+	case RESOLVE_SYSTEM:
+		if (d->busy >= d->nslots)
+			return false;
+		spawn_local(d, m, ri, &res);
+		return true;
+	case RESOLVE_ALIAS:
+		expand_alias(d, m, ri, res.value);
+		return true;
+	case RESOLVE_REMOTE:
+		defer(d, m, r, "4.4.0 remote delivery is not available: tern-remote is not installed",
+		      now);
+		return true;
+	case RESOLVE_UNKNOWN:
+		fail(m, r, "5.1.1 no such user here");
+		return true;
+	case RESOLVE_POSTMASTER:
+		defer(d, m, r, "4.3.0 no mailbox or alias for postmaster; add one to aliases", now);
+		return true;
+	case RESOLVE_TEMPFAIL:
+		snprintf(line, sizeof line, "4.3.0 table %s unreadable; run ternctl compile",
+			 res.failed_table);
+		log_event("table_error", "table=%s hint=%s", res.failed_table, "run ternctl compile");
+		defer(d, m, r, line, now);
+		return true;
+	}
+	return true;
+}
+
+static bool due(const struct rcpt_record *r, time_t now)
+{
+	return (r->state == RCPT_PENDING || r->state == RCPT_DEFERRED) && r->next_try <= now;
+}
+
+static bool in_flight(const struct deliver *d, const struct message *m, size_t ri)
+{
+	for (size_t i = 0; i < d->nslots; i++)
+		if (d->slots[i].pid != 0 && d->slots[i].msg == m && d->slots[i].rcpt == ri)
+			return true;
+	return false;
+}
+
+static void dispatch(struct deliver *d, time_t now)
+{
+	/* Tables may have been recompiled: look again at each pass. */
+	recipient_tables_close(&d->tables);
+	for (struct message *m = d->head, *next; m; m = next) {
+		next = m->next;
+		bool touched = false;
+		for (size_t i = 0; i < m->n && !d->stopping; i++) {
+			if (!due(&m->rcpts[i], now) || (m->inflight && in_flight(d, m, i)))
+				continue;
+			if (!route(d, m, i, now))
+				return;
+			touched = true;
+		}
+		bool failed_due = false;
+		for (size_t i = 0; i < m->n; i++)
+			if (m->rcpts[i].state == RCPT_FAILED && m->rcpts[i].next_try <= now)
+				failed_due = true;
+		if (touched || failed_due || m->doomed)
+			settle(d, m, now);
+	}
+}
+
+/* ---- children ---- */
+
+static void finish_delivery(struct deliver *d, struct slot *slot, int status, time_t now)
+{
+	char output[OUTPUT_MAX + 1];
+	ssize_t n = read(slot->out_fd, output, OUTPUT_MAX);
+
+	close(slot->out_fd);
+	output[n > 0 ? n : 0] = '\0';
+	output[strcspn(output, "\r\n")] = '\0';
+	struct message *m = slot->msg;
+	struct rcpt_record *r = &m->rcpts[slot->rcpt];
+	int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+
+	if (code == 0) {
+		r->state = RCPT_DELIVERED;
+		r->last_error[0] = '\0';
+		m->dirty = true;
+		count(d, &d->counters.delivered);
+		log_event("delivered", "id=%s rcpt=%s to=%s", m->id, r->addr, slot->target);
+	} else if (code == 100) {
+		fail(m, r, output[0] ? output : "5.0.0 permanent failure in tern-local");
+	} else {
+		if (output[0] == '\0')
+			snprintf(output, sizeof output, "4.3.0 tern-local ended with status %d", code);
+		defer(d, m, r, output, now);
+	}
+	slot->pid = 0;
+	slot->msg = NULL;
+	m->inflight--;
+	d->busy--;
+	settle(d, m, now);
+}
+
+static void reap_children(struct deliver *d)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (size_t i = 0; i < d->nslots; i++) {
+			if (d->slots[i].pid == pid) {
+				finish_delivery(d, &d->slots[i], status, time(NULL));
+				break;
+			}
+		}
+	}
+}
+
+/* ---- ternctl's requests ---- */
+
+static void apply_to_message(struct deliver *d, struct message *m, const char *verb, time_t now)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		struct rcpt_record *r = &m->rcpts[i];
+		if (strcmp(verb, "flush") == 0 && r->state == RCPT_DEFERRED) {
+			r->next_try = now;
+		} else if (strcmp(verb, "hold") == 0 &&
+			   (r->state == RCPT_PENDING || r->state == RCPT_DEFERRED)) {
+			r->state = RCPT_HELD;
+			m->dirty = true;
+		} else if (strcmp(verb, "release") == 0 && r->state == RCPT_HELD) {
+			r->state = RCPT_PENDING;
+			r->next_try = now;
+			m->dirty = true;
+		} else if (strcmp(verb, "bounce") == 0 &&
+			   (r->state == RCPT_PENDING || r->state == RCPT_DEFERRED ||
+			    r->state == RCPT_HELD)) {
+			fail(m, r, "5.0.0 returned to sender by the postmaster");
+		}
+	}
+	if (strcmp(verb, "delete") == 0)
+		m->doomed = true;
+	settle(d, m, now);
+}
+
+static void apply_request(struct deliver *d, char *text, time_t now)
+{
+	char *save = NULL;
+	char *verb = strtok_r(text, " \n", &save);
+	bool any = false;
+
+	if (verb == NULL)
+		return;
+	log_event("request", "verb=%s", verb);
+	for (char *id = strtok_r(NULL, " \n", &save); id; id = strtok_r(NULL, " \n", &save)) {
+		any = true;
+		load_message(d, id, true);	/* it may still be in incoming/ */
+		struct message *m = find_message(d, id);
+		if (m != NULL)
+			apply_to_message(d, m, verb, now);
+		else
+			log_event("request_unknown", "verb=%s id=%s", verb, id);
+	}
+	if (!any && strcmp(verb, "flush") == 0)
+		for (struct message *m = d->head, *next; m; m = next) {
+			next = m->next;
+			apply_to_message(d, m, verb, now);
+		}
+}
+
+static void apply_requests(struct deliver *d, time_t now)
+{
+	char path[PATH_MAX], file[PATH_MAX], text[4096];
+
+	if (spool_path(path, sizeof path, d->conf.spool, "control", NULL) < 0)
+		return;
+	DIR *dir = opendir(path);
+	if (dir == NULL)
+		return;
+	struct dirent *e;
+	while ((e = readdir(dir)) != NULL) {
+		if (strncmp(e->d_name, "request.", 8) != 0)
+			continue;
+		if (path_join(file, sizeof file, path, e->d_name) < 0)
+			continue;
+		FILE *f = fopen(file, "re");
+		if (f == NULL)
+			continue;
+		size_t n = fread(text, 1, sizeof text - 1, f);
+		fclose(f);
+		text[n] = '\0';
+		apply_request(d, text, now);
+		unlink(file);
+	}
+	closedir(dir);
+}
+
+/* ---- housekeeping ---- */
+
+static void remove_old_files(const char *folder, time_t now, time_t max_age,
+			     bool (*wanted)(const char *name, void *arg), void *arg)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	DIR *dir = opendir(folder);
+
+	if (dir == NULL)
+		return;
+	struct dirent *e;
+	while ((e = readdir(dir)) != NULL) {
+		if (e->d_name[0] == '.' || path_join(path, sizeof path, folder, e->d_name) < 0)
+			continue;
+		if (wanted != NULL && !wanted(e->d_name, arg))
+			continue;
+		if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && now - st.st_mtime >= max_age) {
+			unlink(path);
+			log_event("cleanup", "path=%s", path);
+		}
+	}
+	closedir(dir);
+}
+
+static bool orphan_state(const char *name, void *arg)
+{
+	struct deliver *d = arg;
+	char path[PATH_MAX];
+
+	if (strstr(name, ".tmp") != NULL)
+		return true;
+	return spool_path(path, sizeof path, d->conf.spool, "queue", name) == 0 &&
+	       access(path, F_OK) < 0 && errno == ENOENT && find_message(d, name) == NULL;
+}
+
+static bool control_leftover(const char *name, void *arg)
+{
+	(void)arg;
+	return strncmp(name, "tmp.", 4) == 0 || strcmp(name, "counters.tmp") == 0;
+}
+
+static void cleanup(struct deliver *d, time_t now)
+{
+	char path[PATH_MAX];
+
+	if (spool_path(path, sizeof path, d->conf.spool, "tmp", NULL) == 0)
+		remove_old_files(path, now, SPOOL_TMP_MAX_AGE, NULL, NULL);
+	if (spool_path(path, sizeof path, d->conf.spool, "state", NULL) == 0)
+		remove_old_files(path, now, 0, orphan_state, d);
+	if (spool_path(path, sizeof path, d->conf.spool, "control", NULL) == 0)
+		remove_old_files(path, now, 3600, control_leftover, NULL);
+	d->next_cleanup = now + CLEANUP_INTERVAL;
+}
+
+/* ---- the loop ---- */
+
+static int next_timeout(struct deliver *d, time_t now)
+{
+	time_t wake = d->next_cleanup;
+
+	for (struct message *m = d->head; m; m = m->next) {
+		for (size_t i = 0; i < m->n; i++) {
+			const struct rcpt_record *r = &m->rcpts[i];
+			bool waiting = r->state == RCPT_PENDING || r->state == RCPT_DEFERRED ||
+				       r->state == RCPT_FAILED;
+			if (waiting && !in_flight(d, m, i) && r->next_try < wake)
+				wake = r->next_try;
+		}
+	}
+	if (d->counters.changed && d->counters.written + COUNTERS_INTERVAL < wake)
+		wake = d->counters.written + COUNTERS_INTERVAL;
+	if (wake <= now)
+		return d->busy >= d->nslots ? -1 : 0;
+	time_t wait = wake - now;
+	return wait > 3600 ? 3600 * 1000 : (int)(wait * 1000);
+}
+
+static void drain(int fd)
+{
+	char buf[512];
+	while (read(fd, buf, sizeof buf) > 0)
+		;
+}
+
+static int open_trigger(struct deliver *d)
+{
+	char path[PATH_MAX];
+
+	if (spool_path(path, sizeof path, d->conf.spool, "trigger", NULL) < 0)
+		return -1;
+	/* O_RDWR: we hold a writer ourselves, so the FIFO never reports EOF. */
+	d->trigger_fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	return d->trigger_fd;
+}
+
+static void run_loop(struct deliver *d)
+{
+	struct pollfd fds[2];
+
+	for (;;) {
+		time_t now = time(NULL);
+		if (!d->stopping)
+			dispatch(d, now);
+		write_counters(d, now, false);
+		if (d->stopping && d->busy == 0)
+			break;
+		if (now >= d->next_cleanup)
+			cleanup(d, now);
+		fds[0] = (struct pollfd){ .fd = d->trigger_fd, .events = POLLIN };
+		fds[1] = (struct pollfd){ .fd = signal_pipe[0], .events = POLLIN };
+		int timeout = d->stopping ? -1 : next_timeout(d, now);
+		if (poll(fds, 2, timeout) < 0 && errno != EINTR) {
+			log_event("error", "what=poll error=%s", strerror(errno));
+			sleep(1);
+		}
+		if (fds[1].revents & POLLIN) {
+			unsigned char sig[64];
+			ssize_t n = read(signal_pipe[0], sig, sizeof sig);
+			for (ssize_t i = 0; i < n; i++)
+				if (sig[i] == SIGTERM || sig[i] == SIGINT)
+					d->stopping = true;
+			reap_children(d);
+		}
+		if (fds[0].revents & POLLIN && !d->stopping) {
+			drain(d->trigger_fd);
+			load_folder(d, "incoming");
+			apply_requests(d, time(NULL));
+		}
+	}
+	write_counters(d, time(NULL), true);
+}
+
+static int setup(struct deliver *d, const char *config_flag)
+{
+	char err[CONF_ERROR_MAX], path[PATH_MAX];
+
+	if (conf_load(&d->conf, conf_choose_path(config_flag, false), err, sizeof err) < 0) {
+		fprintf(stderr, "tern-deliver: %s\n", err);
+		return -1;
+	}
+	if (spool_create(d->conf.spool) < 0) {
+		fprintf(stderr, "tern-deliver: %s: %s\n", d->conf.spool, strerror(errno));
+		return -1;
+	}
+	if (find_program("tern-local", d->local_program, sizeof d->local_program) < 0 ||
+	    find_program("tern-queue", d->queue_program, sizeof d->queue_program) < 0) {
+		fprintf(stderr, "tern-deliver: cannot find tern-local and tern-queue\n");
+		return -1;
+	}
+	d->have_remote = find_program("tern-remote", path, sizeof path) == 0;
+	recipient_tables_init(&d->tables, &d->conf);
+	d->nslots = d->conf.local_concurrency > 0 ? d->conf.local_concurrency : 1;
+	d->slots = calloc(d->nslots, sizeof *d->slots);
+	if (d->slots == NULL)
+		return -1;
+	if (open_trigger(d) < 0) {
+		fprintf(stderr, "tern-deliver: trigger: %s\n", strerror(errno));
+		return -1;
+	}
+	if (pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -1;
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+	sigaction(SIGCHLD, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct deliver d;
+	const char *flag = NULL;
+
+	memset(&d, 0, sizeof d);
+	d.trigger_fd = -1;
+	if (argc == 3 && strcmp(argv[1], "-C") == 0)
+		flag = argv[2];
+	else if (argc != 1) {
+		fprintf(stderr, "usage: tern-deliver [-C FILE]\n");
+		return 2;
+	}
+	umask(077);
+	if (setup(&d, flag) < 0)
+		return 111;
+	time_t now = time(NULL);
+	cleanup(&d, now);
+	load_folder(&d, "queue");
+	load_folder(&d, "incoming");
+	apply_requests(&d, now);
+	log_event("start", "spool=%s local_concurrency=%zu", d.conf.spool, d.nslots);
+	run_loop(&d);
+	log_event("stop", "spool=%s", d.conf.spool);
+	for (struct message *m = d.head, *next; m; m = next) {
+		next = m->next;
+		free_message(m);
+	}
+	recipient_tables_close(&d.tables);
+	free(d.slots);
+	return 0;
+}

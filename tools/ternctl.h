@@ -1,0 +1,26 @@
+/* ternctl: shared pieces of the administration tool's subcommands. */
+#ifndef TERN_TERNCTL_H
+#define TERN_TERNCTL_H
+
+#include "conf.h"
+
+enum { CTL_OK = 0, CTL_REFUSED = 1, CTL_USAGE = 2, CTL_TEMPORARY = 111 };
+
+struct ctl {
+	const char *config_flag;	/* -C FILE, or NULL */
+	int argc;			/* the subcommand's own arguments */
+	char **argv;
+};
+
+int ctl_load_conf(const struct ctl *ctl, struct tern_conf *conf);
+
+int cmd_init(struct ctl *ctl);
+int cmd_compile(struct ctl *ctl);
+int cmd_check(struct ctl *ctl);
+int cmd_queue(struct ctl *ctl);
+int cmd_request(struct ctl *ctl, const char *verb);	/* flush, delete, hold, ... */
+
+/* Writes a self-signed certificate and key for HOSTNAME (0600 key). */
+int tls_make_certificate(const char *hostname, const char *cert_path, const char *key_path);
+
+#endif

@@ -1,0 +1,296 @@
+/* ternctl queue, and the requests (flush, delete, hold, release, bounce)
+ * that ternctl leaves in the spool's control folder for tern-deliver. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "spool.h"
+#include "ternctl.h"
+#include "util.h"
+
+#define REQUEST_WAIT_SECONDS 10
+
+struct listed {
+	char id[QID_MAX];
+	char dir[16];
+};
+
+static int by_id(const void *a, const void *b)
+{
+	return strcmp(((const struct listed *)a)->id, ((const struct listed *)b)->id);
+}
+
+/* Every committed message, in incoming/ or queue/, oldest first. */
+static struct listed *list_messages(const char *spool, size_t *count)
+{
+	static const char *const dirs[] = { "incoming", "queue" };
+	struct listed *list = NULL;
+	size_t n = 0, cap = 0;
+	char path[PATH_MAX];
+
+	for (size_t d = 0; d < 2; d++) {
+		if (spool_path(path, sizeof path, spool, dirs[d], NULL) < 0)
+			continue;
+		DIR *dir = opendir(path);
+		if (dir == NULL) {
+			free(list);
+			return NULL;
+		}
+		struct dirent *e;
+		while ((e = readdir(dir)) != NULL) {
+			if (!qid_valid(e->d_name))
+				continue;
+			if (n == cap) {
+				cap = cap ? cap * 2 : 64;
+				struct listed *more = realloc(list, cap * sizeof *list);
+				if (more == NULL) {
+					closedir(dir);
+					free(list);
+					return NULL;
+				}
+				list = more;
+			}
+			str_copy(list[n].id, sizeof list[n].id, e->d_name);
+			str_copy(list[n].dir, sizeof list[n].dir, dirs[d]);
+			n++;
+		}
+		closedir(dir);
+	}
+	if (n > 0)
+		qsort(list, n, sizeof *list, by_id);
+	*count = n;
+	return list ? list : calloc(1, sizeof *list);
+}
+
+static void json_string(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+static const char *shown_state(enum rcpt_state s)
+{
+	return s == RCPT_FAILED ? "bounced" : rcpt_state_name(s);
+}
+
+struct message_view {
+	struct envelope env;
+	struct rcpt_record *rcpts;
+	size_t nrcpts;
+	bool have_state;
+};
+
+static int load_view(const char *spool, const struct listed *m, struct message_view *v)
+{
+	char path[PATH_MAX];
+
+	memset(v, 0, sizeof *v);
+	if (spool_path(path, sizeof path, spool, m->dir, m->id) < 0)
+		return -1;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT && strcmp(m->dir, "incoming") == 0) {
+		/* tern-deliver took it in while we looked */
+		spool_path(path, sizeof path, spool, "queue", m->id);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	}
+	if (fd < 0)
+		return -1;
+	int r = spool_read_envelope(fd, &v->env);
+	close(fd);
+	if (r < 0)
+		return -1;
+	int st = spool_read_state(spool, m->id, &v->rcpts, &v->nrcpts);
+	if (st < 0) {
+		spool_free_envelope(&v->env);
+		return -1;
+	}
+	v->have_state = st == 1;
+	return 0;
+}
+
+static void free_view(struct message_view *v)
+{
+	if (v->have_state)
+		spool_free_state(v->rcpts, v->nrcpts);
+	spool_free_envelope(&v->env);
+}
+
+static void print_json_message(FILE *f, const char *id, const struct message_view *v,
+			       time_t now, bool first)
+{
+	fprintf(f, "%s{\"id\": ", first ? "" : ", ");
+	json_string(f, id);
+	fprintf(f, ", \"age_s\": %lld, \"size\": %llu, \"sender\": ",
+		(long long)(now - v->env.queued), (unsigned long long)v->env.msglen);
+	json_string(f, v->env.sender);
+	fprintf(f, ", \"rcpts\": [");
+	size_t n = v->have_state ? v->nrcpts : v->env.nrcpts;
+	for (size_t i = 0; i < n; i++) {
+		fprintf(f, "%s{\"addr\": ", i ? ", " : "");
+		if (!v->have_state) {
+			json_string(f, v->env.rcpts[i]);
+			fprintf(f, ", \"state\": \"pending\", \"next_try\": null, \"last_error\": null}");
+			continue;
+		}
+		const struct rcpt_record *r = &v->rcpts[i];
+		json_string(f, r->addr);
+		fprintf(f, ", \"state\": \"%s\", \"next_try\": ", shown_state(r->state));
+		if (r->state == RCPT_DEFERRED || r->state == RCPT_PENDING)
+			fprintf(f, "%lld", (long long)r->next_try);
+		else
+			fprintf(f, "null");
+		fprintf(f, ", \"last_error\": ");
+		if (r->last_error[0])
+			json_string(f, r->last_error);
+		else
+			fprintf(f, "null");
+		fprintf(f, "}");
+	}
+	fprintf(f, "]}");
+}
+
+static void print_text_message(FILE *f, const char *id, const struct message_view *v,
+			       time_t now)
+{
+	fprintf(f, "%s  %llu octets  %llds old  from <%s>\n", id,
+		(unsigned long long)v->env.msglen, (long long)(now - v->env.queued),
+		v->env.sender);
+	size_t n = v->have_state ? v->nrcpts : v->env.nrcpts;
+	for (size_t i = 0; i < n; i++) {
+		if (!v->have_state) {
+			fprintf(f, "    pending    <%s>\n", v->env.rcpts[i]);
+			continue;
+		}
+		const struct rcpt_record *r = &v->rcpts[i];
+		fprintf(f, "    %-10s <%s>", shown_state(r->state), r->addr);
+		if (r->state == RCPT_DEFERRED)
+			fprintf(f, " next try in %llds", (long long)(r->next_try - now));
+		if (r->last_error[0])
+			fprintf(f, ": %s", r->last_error);
+		fprintf(f, "\n");
+	}
+}
+
+int cmd_queue(struct ctl *ctl)
+{
+	struct tern_conf conf;
+	bool json = false;
+	size_t n;
+
+	for (int i = 0; i < ctl->argc; i++) {
+		if (strcmp(ctl->argv[i], "--json") == 0) {
+			json = true;
+		} else {
+			fprintf(stderr, "usage: ternctl queue [--json]\n");
+			return CTL_USAGE;
+		}
+	}
+	if (ctl_load_conf(ctl, &conf) < 0)
+		return CTL_REFUSED;
+	struct listed *list = list_messages(conf.spool, &n);
+	if (list == NULL) {
+		fprintf(stderr, "ternctl queue: %s: %s\n", conf.spool, strerror(errno));
+		return CTL_TEMPORARY;
+	}
+	time_t now = time(NULL);
+	bool first = true;
+	if (json)
+		printf("[");
+	for (size_t i = 0; i < n; i++) {
+		struct message_view v;
+		if (load_view(conf.spool, &list[i], &v) < 0)
+			continue;	/* delivered and removed while we looked */
+		if (json)
+			print_json_message(stdout, list[i].id, &v, now, first);
+		else
+			print_text_message(stdout, list[i].id, &v, now);
+		first = false;
+		free_view(&v);
+	}
+	if (json)
+		printf("]\n");
+	else if (first)
+		printf("queue is empty\n");
+	free(list);
+	return CTL_OK;
+}
+
+/* Writes control/request.UNIQUE atomically; returns its path in OUT. */
+static int leave_request(const char *spool, const char *verb, struct ctl *ctl,
+			 char *out, size_t outsize)
+{
+	char tmp[PATH_MAX], name[64], id[QID_MAX];
+
+	qid_make(id);
+	snprintf(name, sizeof name, "tmp.%s", id);
+	if (spool_path(tmp, sizeof tmp, spool, "control", name) < 0)
+		return -1;
+	snprintf(name, sizeof name, "request.%s", id);
+	if (spool_path(out, outsize, spool, "control", name) < 0)
+		return -1;
+	FILE *f = fopen(tmp, "we");
+	if (f == NULL)
+		return -1;
+	fprintf(f, "%s", verb);
+	for (int i = 0; i < ctl->argc; i++)
+		fprintf(f, " %s", ctl->argv[i]);
+	fprintf(f, "\n");
+	if (fflush(f) != 0 || fsync(fileno(f)) < 0 || fclose(f) != 0) {
+		unlink(tmp);
+		return -1;
+	}
+	if (rename(tmp, out) < 0) {
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+int cmd_request(struct ctl *ctl, const char *verb)
+{
+	struct tern_conf conf;
+	char path[PATH_MAX];
+
+	for (int i = 0; i < ctl->argc; i++) {
+		if (!qid_valid(ctl->argv[i])) {
+			fprintf(stderr, "ternctl %s: '%s' is not a queue id\n", verb, ctl->argv[i]);
+			return CTL_REFUSED;
+		}
+	}
+	if (strcmp(verb, "flush") != 0 && ctl->argc == 0) {
+		fprintf(stderr, "usage: ternctl %s ID...\n", verb);
+		return CTL_USAGE;
+	}
+	if (ctl_load_conf(ctl, &conf) < 0)
+		return CTL_REFUSED;
+	if (leave_request(conf.spool, verb, ctl, path, sizeof path) < 0) {
+		fprintf(stderr, "ternctl %s: %s: %s\n", verb, conf.spool, strerror(errno));
+		return CTL_TEMPORARY;
+	}
+	spool_poke(conf.spool);
+	for (int tenths = 0; tenths < REQUEST_WAIT_SECONDS * 10; tenths++) {
+		if (access(path, F_OK) < 0 && errno == ENOENT) {
+			printf("%s: done\n", verb);
+			return CTL_OK;
+		}
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	printf("%s: pending; tern-deliver will apply it when it runs\n", verb);
+	return CTL_OK;
+}
