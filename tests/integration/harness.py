@@ -1,0 +1,260 @@
+"""Test harness: real tern instances on loopback, driven by real clients.
+
+Every instance is made by `ternctl init` in a temporary folder, runs
+tern-smtpd under tcpserver (-H -R -l localhost) on a free 127.0.0.1 port and
+tern-deliver in the background, and sets dns_server on loopback.  Nothing
+here talks to any address outside 127.0.0.0/8, and only .test domains
+are used.
+"""
+import contextlib
+import glob
+import os
+import shutil
+import signal
+import smtplib
+import socket
+import subprocess
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.path.abspath(os.environ.get("TERN_BUILD", os.path.join(ROOT, "build")))
+SANITIZED = os.path.basename(BUILD) == "asan"
+FAULT_SHIM = os.path.join(BUILD, "fault-shim.so")
+
+
+class Skip(Exception):
+    """Raise to skip a test, with the reason."""
+
+
+def program(name):
+    return os.path.join(BUILD, name)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout=20.0, what="condition"):
+    """Polls PREDICATE until true; raises AssertionError after TIMEOUT."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+def sanitizer_env(env):
+    env = dict(env)
+    env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
+    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+    return env
+
+
+class Instance:
+    """One tern instance: config, tables, spool, Maildirs, and its servers."""
+
+    def __init__(self, domains=("example.test", "other.test"), users=("alice", "bob"),
+                 conf=None, deliver=True, smtpd=True, smtpd_env=None, hostname=None):
+        self.dir = tempfile.mkdtemp(prefix="tern-test-")
+        os.chmod(self.dir, 0o755)
+        self.domains = list(domains)
+        self.users = list(users)
+        args = [program("ternctl"), "init", self.dir]
+        for d in domains:
+            args += ["--domain", d]
+        for u in users:
+            args += ["--user", u]
+        if hostname:
+            args += ["--hostname", hostname]
+        run(args)
+        self.etc = os.path.join(self.dir, "etc")
+        self.conf = os.path.join(self.etc, "tern.conf")
+        self.spool = os.path.join(self.dir, "spool")
+        if conf:
+            self.add_conf(conf)
+        self.port = None
+        self.smtpd_proc = None
+        self.deliver_proc = None
+        self.smtpd_log = os.path.join(self.dir, "smtpd.log")
+        self.deliver_log = os.path.join(self.dir, "deliver.log")
+        self.smtpd_env = dict(smtpd_env or {})
+        if smtpd:
+            self.start_smtpd()
+        if deliver:
+            self.start_deliver()
+
+    # ---- configuration ----
+    def add_conf(self, text):
+        with open(self.conf, "a") as f:
+            f.write("\n" + text.strip() + "\n")
+
+    def write_table(self, name, text, compile=True):
+        with open(os.path.join(self.etc, name), "w") as f:
+            f.write(text)
+        if compile:
+            self.ternctl("compile")
+
+    def ternctl(self, *args, check=True, input=None):
+        return run([program("ternctl"), "-C", self.conf] + list(args), check=check,
+                   input=input)
+
+    # ---- servers ----
+    def env(self, extra=None):
+        env = dict(os.environ)
+        env["TERN_CONFIG"] = self.conf
+        env.update(extra or {})
+        return sanitizer_env(env) if SANITIZED else env
+
+    def start_smtpd(self, extra_env=None):
+        self.port = free_port()
+        env = self.env(dict(self.smtpd_env, **(extra_env or {})))
+        log = open(self.smtpd_log, "ab")
+        self.smtpd_proc = subprocess.Popen(
+            ["tcpserver", "-H", "-R", "-l", "localhost", "-c", "200", "-b", "200",
+             "127.0.0.1", str(self.port), program("tern-smtpd"), "-C", self.conf],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, env=env,
+            start_new_session=True)
+        log.close()
+        wait_until(self._listening, 10, "tcpserver to listen")
+
+    def _listening(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                s.recv(100)
+            return True
+        except OSError:
+            return False
+
+    def stop_smtpd(self):
+        if self.smtpd_proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.smtpd_proc.pid, signal.SIGTERM)
+            self.smtpd_proc.wait()
+            self.smtpd_proc = None
+
+    def start_deliver(self, extra_env=None):
+        log = open(self.deliver_log, "ab")
+        self.deliver_proc = subprocess.Popen(
+            [program("tern-deliver"), "-C", self.conf], stdin=subprocess.DEVNULL,
+            stdout=log, stderr=log, env=self.env(extra_env))
+        log.close()
+        wait_until(lambda: "start spool=" in self.log("deliver"), 10, "tern-deliver to start")
+
+    def stop_deliver(self, sig=signal.SIGTERM):
+        if self.deliver_proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self.deliver_proc.send_signal(sig)
+            self.deliver_proc.wait(timeout=30)
+            self.deliver_proc = None
+
+    def stop(self):
+        self.stop_smtpd()
+        self.stop_deliver()
+
+    def close(self):
+        """Stops everything; fails if a sanitizer complained; removes the folder."""
+        self.stop()
+        problems = self.sanitizer_reports()
+        if problems:
+            raise AssertionError("sanitizer report:\n" + problems)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def sanitizer_reports(self):
+        text = self.log("smtpd") + self.log("deliver")
+        lines = [l for l in text.splitlines()
+                 if "AddressSanitizer" in l or "runtime error" in l
+                 or "LeakSanitizer" in l]
+        return "\n".join(lines)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, tb):
+        if kind is None:
+            self.close()
+        else:
+            self.stop()
+            print("  (kept %s for a look)" % self.dir)
+
+    # ---- looking at results ----
+    def log(self, which="smtpd"):
+        path = self.smtpd_log if which == "smtpd" else self.deliver_log
+        try:
+            with open(path, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def maildir(self, user):
+        return os.path.join(self.dir, "mail", user, "Maildir")
+
+    def messages(self, user):
+        """The messages in USER's Maildir new/, as bytes, oldest name first."""
+        out = []
+        for path in sorted(glob.glob(os.path.join(self.maildir(user), "new", "*"))):
+            with open(path, "rb") as f:
+                out.append(f.read())
+        return out
+
+    def wait_for_messages(self, user, count, timeout=20):
+        return wait_until(lambda: len(self.messages(user)) >= count and self.messages(user),
+                          timeout, "%d message(s) for %s" % (count, user))
+
+    def spool_files(self):
+        """Every file under the spool's message folders (not control/)."""
+        out = []
+        for sub in ("tmp", "incoming", "queue", "state"):
+            out += glob.glob(os.path.join(self.spool, sub, "*"))
+        return out
+
+    def wait_spool_empty(self, timeout=20):
+        wait_until(lambda: not self.spool_files(), timeout, "an empty spool")
+
+    # ---- clients ----
+    def smtp(self, helo="client.test"):
+        return smtplib.SMTP("127.0.0.1", self.port, local_hostname=helo, timeout=30)
+
+    def conversation(self, data, wait=0.5, timeout=10):
+        """Sends raw DATA (bytes) in one write; returns everything the server said."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+            chunks = []
+            while True:
+                try:
+                    chunk = s.recv(65536)
+                except socket.timeout:
+                    break
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            return b"".join(chunks).decode("utf-8", "replace")
+
+    def swaks(self, *args, check=False):
+        return run(["swaks", "--server", "127.0.0.1:%d" % self.port, "--helo", "client.test"]
+                   + list(args), check=check)
+
+
+def run(args, check=True, input=None, env=None):
+    r = subprocess.run(args, input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       env=env)
+    r.stdout = r.stdout.decode("utf-8", "replace")
+    r.stderr = r.stderr.decode("utf-8", "replace")
+    if check and r.returncode != 0:
+        raise AssertionError("%s exited %d:\n%s%s" % (" ".join(args), r.returncode, r.stdout,
+                                                      r.stderr))
+    return r
+
+
+def replies(text):
+    """The reply codes in a raw server transcript, in order."""
+    return [line[:3] for line in text.split("\r\n") if len(line) >= 3 and line[:3].isdigit()
+            and (len(line) == 3 or line[3] in " ")]
