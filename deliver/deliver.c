@@ -239,6 +239,11 @@ static void load_folder(struct deliver *d, const char *folder)
 
 /* ---- outcomes ---- */
 
+static bool finished(enum rcpt_state s)
+{
+	return s == RCPT_DELIVERED || s == RCPT_BOUNCED || s == RCPT_EXPANDED;
+}
+
 static void count(struct deliver *d, unsigned long long *counter)
 {
 	(*counter)++;
@@ -462,7 +467,7 @@ static void settle(struct deliver *d, struct message *m, time_t now)
 		enum rcpt_state s = m->rcpts[i].state;
 		if (s == RCPT_FAILED && m->rcpts[i].next_try <= now)
 			failed = true;
-		if (s != RCPT_DELIVERED && s != RCPT_BOUNCED)
+		if (!finished(s))
 			open = true;
 	}
 	if (failed) {
@@ -471,7 +476,7 @@ static void settle(struct deliver *d, struct message *m, time_t now)
 		send_bounces(d, m, now);
 		open = false;
 		for (size_t i = 0; i < m->n; i++)
-			if (m->rcpts[i].state != RCPT_DELIVERED && m->rcpts[i].state != RCPT_BOUNCED)
+			if (!finished(m->rcpts[i].state))
 				open = true;
 	}
 	if (!open) {
@@ -488,13 +493,18 @@ static void settle(struct deliver *d, struct message *m, time_t now)
 
 /* ---- routing and spawning ---- */
 
-static bool already_present(struct message *m, const char *addr)
+/* Is ADDR already a destination of M (not counting aliases, which are
+ * only ways there, nor the alias at EXCEPT being expanded)?  Aliases never
+ * count, so a loop keeps expanding until ALIAS_HOPS_MAX stops it. */
+static bool already_present(struct message *m, const char *addr, size_t except)
 {
 	for (size_t i = 0; i < m->n; i++)
-		if (strcasecmp(m->rcpts[i].addr, addr) == 0)
+		if (i != except && m->rcpts[i].state != RCPT_EXPANDED &&
+		    strcasecmp(m->rcpts[i].addr, addr) == 0)
 			return true;
 	return false;
 }
+
 
 /* Replaces alias recipient R with its targets. */
 static void expand_alias(struct deliver *d, struct message *m, size_t ri, const char *list)
@@ -518,7 +528,7 @@ static void expand_alias(struct deliver *d, struct message *m, size_t ri, const 
 			postmaster_address(d, postmaster, sizeof postmaster);
 			item = postmaster;
 		}
-		if (already_present(m, item))
+		if (already_present(m, item, ri))
 			continue;
 		/* add_rcpt may move m->rcpts: keep no pointer across it */
 		char orcpt[ADDR_BUFFER + 16];
@@ -531,7 +541,7 @@ static void expand_alias(struct deliver *d, struct message *m, size_t ri, const 
 		snprintf(expanded + len, sizeof expanded - len, "%s%s", len ? "," : "", item);
 	}
 	struct rcpt_record *r = &m->rcpts[ri];
-	r->state = RCPT_DELIVERED;
+	r->state = RCPT_EXPANDED;
 	snprintf(r->last_error, sizeof r->last_error, "expanded to %s", expanded[0] ? expanded : "(already listed)");
 	m->dirty = true;
 	log_event("expanded", "id=%s rcpt=%s to=%s", m->id, r->addr, expanded);
@@ -589,6 +599,7 @@ static void spawn_local(struct deliver *d, struct message *m, size_t ri,
 	}
 	if (pipe2(out, O_CLOEXEC) < 0) {
 		close(fd);
+		defer(d, m, &m->rcpts[ri], "4.3.0 cannot make a pipe for tern-local", time(NULL));
 		return;
 	}
 	snprintf(length, sizeof length, "%llu", (unsigned long long)m->msglen);
@@ -596,6 +607,7 @@ static void spawn_local(struct deliver *d, struct message *m, size_t ri,
 	pid_t pid = fork();
 	if (pid < 0) {
 		close(fd), close(out[0]), close(out[1]);
+		defer(d, m, &m->rcpts[ri], "4.3.0 cannot fork tern-local", time(NULL));
 		return;
 	}
 	if (pid == 0) {

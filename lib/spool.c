@@ -169,6 +169,7 @@ static const char *const state_names[] = {
 	[RCPT_PENDING] = "pending", [RCPT_DEFERRED] = "deferred",
 	[RCPT_HELD] = "held", [RCPT_DELIVERED] = "delivered",
 	[RCPT_FAILED] = "failed", [RCPT_BOUNCED] = "bounced",
+	[RCPT_EXPANDED] = "expanded",
 };
 
 const char *rcpt_state_name(enum rcpt_state s)

@@ -38,6 +38,7 @@ enum rcpt_state {
 	RCPT_PENDING, RCPT_DEFERRED, RCPT_HELD, RCPT_DELIVERED,
 	RCPT_FAILED,		/* permanent failure; its DSN not yet queued */
 	RCPT_BOUNCED,		/* DSN queued (or none owed) */
+	RCPT_EXPANDED,		/* an alias, replaced by its targets */
 };
 
 struct rcpt_record {

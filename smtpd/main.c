@@ -92,6 +92,10 @@ int main(int argc, char **argv)
 		}
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* Non-blocking, so that replies to a client that stops reading time
+	 * out like reads do (io.c polls with the timeout on EAGAIN). */
+	fd_nonblock(1);
+	fd_nonblock(0);
 	client_from_environment(&client);
 	if (conf_load(&conf, conf_choose_path(flag, false), err, sizeof err) < 0) {
 		struct writer w;

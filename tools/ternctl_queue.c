@@ -85,7 +85,11 @@ static void json_string(FILE *f, const char *s)
 
 static const char *shown_state(enum rcpt_state s)
 {
-	return s == RCPT_FAILED ? "bounced" : rcpt_state_name(s);
+	if (s == RCPT_FAILED)
+		return "bounced";
+	if (s == RCPT_EXPANDED)
+		return "delivered";
+	return rcpt_state_name(s);
 }
 
 struct message_view {
