@@ -21,6 +21,12 @@ B       := build
 SAN     :=
 endif
 
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
 ALL_CFLAGS  = $(WARN) $(PATHS) $(SAN) $(CFLAGS) -Ilib -MMD -MP
 ALL_LDFLAGS = $(SAN) $(LDFLAGS)
 
@@ -48,33 +54,42 @@ all: $(addprefix $(B)/,$(PROGRAMS))
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	@echo "  CC      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(B)/tests/unit/%.o: tests/unit/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -c -o $@ $<
+	@echo "  CC      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -c -o $@ $<
 
 $(B)/tools/%.o: tools/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(GNUTLS_CFLAGS) -c -o $@ $<
+	@echo "  CC      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) $(GNUTLS_CFLAGS) -c -o $@ $<
 
 $(LIBTERN): $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	$(Q)ar rcs $@ $^
 
 $(B)/tern-smtpd: $(SMTPD_OBJ) $(LIBTERN)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcdb
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcdb
 $(B)/tern-queue: $(QUEUE_OBJ) $(LIBTERN)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcdb
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcdb
 $(B)/tern-deliver: $(DELIVER_OBJ) $(LIBTERN)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcdb
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcdb
 $(B)/tern-local: $(LOCAL_OBJ) $(LIBTERN)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcdb
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcdb
 $(B)/ternctl: $(CTL_OBJ) $(LIBTERN)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcdb $(GNUTLS_LIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcdb $(GNUTLS_LIBS)
 
 $(B)/unit-tests: $(UNIT_OBJ) $(LIBTERN)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcdb $(CHECK_LIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcdb $(CHECK_LIBS)
 
 $(B)/fault-shim.so: tests/integration/fault_shim.c
 	@mkdir -p $(dir $@)
