@@ -12,11 +12,16 @@ static const struct {
 	{ "compile", "compile" },
 	{ "check", "check" },
 	{ "queue", "queue [--json]" },
+	{ "show", "show ID" },
 	{ "flush", "flush [ID...]" },
 	{ "delete", "delete ID..." },
 	{ "hold", "hold ID..." },
 	{ "release", "release ID..." },
 	{ "bounce", "bounce ID..." },
+	{ "stats", "stats" },
+	{ "log", "log ID (not in this release)" },
+	{ "passwd", "passwd NAME (not in this release)" },
+	{ "setup", "setup [--hostname H] [--domain D...] [--dry-run] (not in this release)" },
 };
 
 static void usage_all(FILE *f)
@@ -83,6 +88,15 @@ int main(int argc, char **argv)
 			return cmd_check(&ctl);
 		if (strcmp(command, "queue") == 0)
 			return cmd_queue(&ctl);
+		if (strcmp(command, "show") == 0)
+			return cmd_show(&ctl);
+		if (strcmp(command, "stats") == 0)
+			return cmd_stats(&ctl);
+		if (strcmp(command, "log") == 0 || strcmp(command, "passwd") == 0 ||
+		    strcmp(command, "setup") == 0) {
+			fprintf(stderr, "ternctl %s: not available in this release of tern\n", command);
+			return CTL_REFUSED;
+		}
 		return cmd_request(&ctl, command);
 	}
 	fprintf(stderr, "ternctl: unknown command '%s'\n", command);

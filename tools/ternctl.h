@@ -18,6 +18,8 @@ int cmd_init(struct ctl *ctl);
 int cmd_compile(struct ctl *ctl);
 int cmd_check(struct ctl *ctl);
 int cmd_queue(struct ctl *ctl);
+int cmd_show(struct ctl *ctl);
+int cmd_stats(struct ctl *ctl);
 int cmd_request(struct ctl *ctl, const char *verb);	/* flush, delete, hold, ... */
 
 /* Writes a self-signed certificate and key for HOSTNAME (0600 key). */

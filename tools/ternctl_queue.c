@@ -298,3 +298,129 @@ int cmd_request(struct ctl *ctl, const char *verb)
 	printf("%s: pending; tern-deliver will apply it when it runs\n", verb);
 	return CTL_OK;
 }
+
+/* ternctl show ID: the envelope, each recipient's state, then the message. */
+int cmd_show(struct ctl *ctl)
+{
+	struct tern_conf conf;
+	struct message_view v;
+	char buf[65536];
+
+	if (ctl->argc != 1 || !qid_valid(ctl->argv[0])) {
+		fprintf(stderr, "usage: ternctl show ID\n");
+		return CTL_USAGE;
+	}
+	if (ctl_load_conf(ctl, &conf) < 0)
+		return CTL_REFUSED;
+	struct listed m;
+	str_copy(m.id, sizeof m.id, ctl->argv[0]);
+	str_copy(m.dir, sizeof m.dir, "incoming");
+	if (load_view(conf.spool, &m, &v) < 0) {
+		fprintf(stderr, "ternctl show: no message %s in the queue\n", m.id);
+		return CTL_REFUSED;
+	}
+	print_text_message(stdout, m.id, &v, time(NULL));
+	printf("\n");
+	fflush(stdout);
+	char path[PATH_MAX];
+	int fd = -1;
+	static const char *const dirs[] = { "queue", "incoming" };
+	for (size_t i = 0; i < 2 && fd < 0; i++)
+		if (spool_path(path, sizeof path, conf.spool, dirs[i], m.id) == 0)
+			fd = open(path, O_RDONLY | O_CLOEXEC);
+	uint64_t left = v.env.msglen;
+	while (fd >= 0 && left > 0) {
+		ssize_t n = read(fd, buf, left < sizeof buf ? (size_t)left : sizeof buf);
+		if (n <= 0)
+			break;
+		fwrite(buf, 1, (size_t)n, stdout);
+		left -= (uint64_t)n;
+	}
+	if (fd >= 0)
+		close(fd);
+	free_view(&v);
+	return left == 0 ? CTL_OK : CTL_TEMPORARY;
+}
+
+static void read_counters(const char *spool, unsigned long long out[3])
+{
+	static const char *const names[] = { "delivered", "deferred", "bounced" };
+	char path[PATH_MAX], name[32];
+	unsigned long long value;
+
+	out[0] = out[1] = out[2] = 0;
+	if (spool_path(path, sizeof path, spool, "control", "counters") < 0)
+		return;
+	FILE *f = fopen(path, "re");
+	if (f == NULL)
+		return;
+	while (fscanf(f, "%31s %llu", name, &value) == 2)
+		for (size_t i = 0; i < 3; i++)
+			if (strcmp(name, names[i]) == 0)
+				out[i] = value;
+	fclose(f);
+}
+
+/* ternctl stats: Prometheus text, from the spool and the counter file, so
+ * it works with tern-deliver stopped. */
+int cmd_stats(struct ctl *ctl)
+{
+	struct tern_conf conf;
+	size_t n;
+	unsigned long long states[RCPT_EXPANDED + 1] = { 0 }, counters[3];
+	long long oldest = 0;
+
+	if (ctl->argc > 0) {
+		fprintf(stderr, "usage: ternctl stats\n");
+		return CTL_USAGE;
+	}
+	if (ctl_load_conf(ctl, &conf) < 0)
+		return CTL_REFUSED;
+	struct listed *list = list_messages(conf.spool, &n);
+	if (list == NULL) {
+		fprintf(stderr, "ternctl stats: %s: %s\n", conf.spool, strerror(errno));
+		return CTL_TEMPORARY;
+	}
+	time_t now = time(NULL);
+	size_t messages = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct message_view v;
+		if (load_view(conf.spool, &list[i], &v) < 0)
+			continue;
+		messages++;
+		if (now - v.env.queued > oldest)
+			oldest = now - v.env.queued;
+		if (!v.have_state)
+			states[RCPT_PENDING] += v.env.nrcpts;
+		for (size_t r = 0; v.have_state && r < v.nrcpts; r++)
+			states[v.rcpts[r].state]++;
+		free_view(&v);
+	}
+	free(list);
+	read_counters(conf.spool, counters);
+	printf("# HELP tern_queue_messages Messages in the queue.\n"
+	       "# TYPE tern_queue_messages gauge\n"
+	       "tern_queue_messages %zu\n", messages);
+	printf("# HELP tern_queue_recipients Recipients of queued messages, by state.\n"
+	       "# TYPE tern_queue_recipients gauge\n");
+	static const enum rcpt_state shown[] = { RCPT_PENDING, RCPT_DEFERRED, RCPT_HELD,
+						 RCPT_DELIVERED, RCPT_BOUNCED };
+	for (size_t i = 0; i < sizeof shown / sizeof shown[0]; i++) {
+		unsigned long long count = states[shown[i]];
+		if (shown[i] == RCPT_BOUNCED)
+			count += states[RCPT_FAILED];
+		if (shown[i] == RCPT_DELIVERED)
+			count += states[RCPT_EXPANDED];
+		printf("tern_queue_recipients{state=\"%s\"} %llu\n", rcpt_state_name(shown[i]), count);
+	}
+	printf("# HELP tern_queue_oldest_age_seconds Age of the oldest queued message.\n"
+	       "# TYPE tern_queue_oldest_age_seconds gauge\n"
+	       "tern_queue_oldest_age_seconds %lld\n", oldest);
+	printf("# HELP tern_deliveries_total Delivery attempts by result, since the spool was made.\n"
+	       "# TYPE tern_deliveries_total counter\n"
+	       "tern_deliveries_total{result=\"delivered\"} %llu\n"
+	       "tern_deliveries_total{result=\"deferred\"} %llu\n"
+	       "tern_deliveries_total{result=\"bounced\"} %llu\n",
+	       counters[0], counters[1], counters[2]);
+	return CTL_OK;
+}
