@@ -211,6 +211,7 @@ static void load_message(struct deliver *d, const char *id, bool from_incoming)
 				log_event("error", "id=%s what=memory", id);
 	}
 	spool_free_envelope(&env);
+	m->dirty = false;
 	m->prev = d->tail;
 	if (d->tail)
 		d->tail->next = m;
@@ -248,6 +249,27 @@ static void count(struct deliver *d, unsigned long long *counter)
 {
 	(*counter)++;
 	d->counters.changed = true;
+}
+
+static void read_counters(struct deliver *d)
+{
+	char path[PATH_MAX], name[32];
+	unsigned long long value;
+
+	if (spool_path(path, sizeof path, d->conf.spool, "control", "counters") < 0)
+		return;
+	FILE *f = fopen(path, "re");
+	if (f == NULL)
+		return;
+	while (fscanf(f, "%31s %llu", name, &value) == 2) {
+		if (strcmp(name, "delivered") == 0)
+			d->counters.delivered = value;
+		else if (strcmp(name, "deferred") == 0)
+			d->counters.deferred = value;
+		else if (strcmp(name, "bounced") == 0)
+			d->counters.bounced = value;
+	}
+	fclose(f);
 }
 
 static void write_counters(struct deliver *d, time_t now, bool force)
@@ -721,7 +743,10 @@ static void dispatch(struct deliver *d, time_t now)
 		for (size_t i = 0; i < m->n; i++)
 			if (m->rcpts[i].state == RCPT_FAILED && m->rcpts[i].next_try <= now)
 				failed_due = true;
-		if (touched || failed_due || m->doomed)
+		bool open = false;
+		for (size_t i = 0; i < m->n && !open; i++)
+			open = !finished(m->rcpts[i].state);
+		if (touched || failed_due || m->doomed || !open)
 			settle(d, m, now);
 	}
 }
@@ -829,7 +854,7 @@ static void apply_request(struct deliver *d, char *text, time_t now)
 
 static void apply_requests(struct deliver *d, time_t now)
 {
-	char path[PATH_MAX], file[PATH_MAX], text[4096];
+	char path[PATH_MAX], file[PATH_MAX];
 
 	if (spool_path(path, sizeof path, d->conf.spool, "control", NULL) < 0)
 		return;
@@ -845,10 +870,16 @@ static void apply_requests(struct deliver *d, time_t now)
 		FILE *f = fopen(file, "re");
 		if (f == NULL)
 			continue;
-		size_t n = fread(text, 1, sizeof text - 1, f);
+		char *text = NULL;
+		size_t size = 0;
+		ssize_t n = getdelim(&text, &size, '\0', f);
 		fclose(f);
-		text[n] = '\0';
+		if (n < 0) {
+			free(text);
+			continue;	/* unreadable now: try again at the next poke */
+		}
 		apply_request(d, text, now);
+		free(text);
 		unlink(file);
 	}
 	closedir(dir);
@@ -886,8 +917,16 @@ static bool orphan_state(const char *name, void *arg)
 
 	if (strstr(name, ".tmp") != NULL)
 		return true;
-	return spool_path(path, sizeof path, d->conf.spool, "queue", name) == 0 &&
-	       access(path, F_OK) < 0 && errno == ENOENT && find_message(d, name) == NULL;
+	if (find_message(d, name) != NULL)
+		return false;
+	static const char *const folders[] = { "queue", "incoming" };
+	for (size_t i = 0; i < 2; i++) {
+		if (spool_path(path, sizeof path, d->conf.spool, folders[i], name) < 0)
+			return false;
+		if (access(path, F_OK) == 0 || errno != ENOENT)
+			return false;
+	}
+	return true;
 }
 
 static bool control_leftover(const char *name, void *arg)
@@ -1044,9 +1083,10 @@ int main(int argc, char **argv)
 	if (setup(&d, flag) < 0)
 		return 111;
 	time_t now = time(NULL);
-	cleanup(&d, now);
+	read_counters(&d);
 	load_folder(&d, "queue");
 	load_folder(&d, "incoming");
+	cleanup(&d, now);
 	apply_requests(&d, now);
 	log_event("start", "spool=%s local_concurrency=%zu", d.conf.spool, d.nslots);
 	run_loop(&d);

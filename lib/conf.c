@@ -222,6 +222,27 @@ static const char *set_value(struct tern_conf *c, const struct key *key,
 	return "internal error";
 }
 
+static bool was_seen(const bool *seen, const char *name)
+{
+	const struct key *key = find_key(name);
+	return key != NULL && seen[key - keys];
+}
+
+/* INTERFACES.md: what an instance (instance = yes) has unless it says. */
+static void instance_defaults(struct tern_conf *c, const bool *seen)
+{
+	if (!was_seen(seen, "spool"))
+		conf_path(c, "../spool", c->spool, sizeof c->spool);
+	if (!was_seen(seen, "recipient_delimiter"))
+		str_copy(c->recipient_delimiter, sizeof c->recipient_delimiter, "+");
+	if (!was_seen(seen, "dns_server"))
+		str_copy(c->dns_server, sizeof c->dns_server, "127.0.0.1");
+	if (!was_seen(seen, "tls_cert"))
+		conf_path(c, "tls/cert.pem", c->tls_cert, sizeof c->tls_cert);
+	if (!was_seen(seen, "tls_key"))
+		conf_path(c, "tls/key.pem", c->tls_key, sizeof c->tls_key);
+}
+
 static char *trim(char *s)
 {
 	while (*s == ' ' || *s == '\t')
@@ -271,7 +292,7 @@ int conf_load(struct tern_conf *c, const char *path, char *err, size_t errsize)
 {
 	char line[4096];
 	unsigned lineno = 0;
-	bool spool_set = false;
+	bool seen[sizeof keys / sizeof keys[0]] = { false };
 
 	conf_defaults(c);
 	if (set_location(c, path) < 0)
@@ -310,16 +331,15 @@ int conf_load(struct tern_conf *c, const char *path, char *err, size_t errsize)
 			fclose(f);
 			return fail(err, errsize, path, lineno, message);
 		}
-		if (strcmp(name, "spool") == 0)
-			spool_set = true;
+		seen[key - keys] = true;
 	}
 	if (ferror(f)) {
 		fclose(f);
 		return fail(err, errsize, path, 0, strerror(errno));
 	}
 	fclose(f);
-	if (!spool_set && c->instance)
-		conf_path(c, "../spool", c->spool, sizeof c->spool);
+	if (c->instance)
+		instance_defaults(c, seen);
 	if (!c->instance && c->hostname[0] == '\0')
 		return fail(err, errsize, path, lineno ? lineno : 1,
 			    "hostname: required unless instance = yes");

@@ -401,18 +401,17 @@ int table_compile_all(const struct tern_conf *c,
 	enum { N = sizeof table_names / sizeof table_names[0] };
 	char tmp[N][PATH_MAX];
 	struct entry_sink sink = { NULL, NULL, NULL, report ? report : stderr_report, arg, 0, false };
-	int failed = 0;
+	bool system_error = false;
 
 	for (size_t i = 0; table_names[i] != NULL; i++) {
 		if (compile_one(c, table_names[i], &sink, tmp[i], sizeof tmp[i]) < 0) {
 			char line[PATH_MAX + 64];
 			snprintf(line, sizeof line, "%s: %s", table_names[i], strerror(errno));
 			sink.report(line, sink.arg);
-			failed = 1;
+			system_error = true;
 		}
 	}
-	if (sink.errors > 0)
-		failed = 1;
+	int failed = system_error || sink.errors > 0;
 	for (size_t i = 0; table_names[i] != NULL; i++) {
 		if (tmp[i][0] == '\0')
 			continue;
@@ -424,9 +423,11 @@ int table_compile_all(const struct tern_conf *c,
 		str_copy(final, sizeof final, tmp[i]);
 		final[strlen(final) - 4] = '\0';
 		if (rename(tmp[i], final) < 0)
-			failed = 1;
+			system_error = true;
 	}
 	if (!failed && fsync_dir(c->dir) < 0)
-		failed = 1;
-	return failed ? -1 : 0;
+		system_error = true;
+	if (system_error)
+		return -1;
+	return failed ? 1 : 0;
 }

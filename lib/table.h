@@ -46,7 +46,8 @@ enum table_result table_match_network(struct table *t, const char *address);
 int table_check(const struct tern_conf *c, const char *name,
 		void (*report)(const char *line, void *arg), void *arg);
 
-/* Compiles every text table to its cdb, all or none.  0 on success; on
+/* Compiles every text table to its cdb, all or none.  0 on success, 1 if a
+ * table has bad lines, -1 on a system error (disk full, permissions); on
  * failure every problem went to REPORT and the old cdbs are kept. */
 int table_compile_all(const struct tern_conf *c,
 		      void (*report)(const char *line, void *arg), void *arg);

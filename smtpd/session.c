@@ -49,6 +49,18 @@ struct session {
 
 /* ---- replies ---- */
 
+/* The replies that mean the client sent a bad command (syntax, sequence,
+ * unknown or unsupported); max_errors counts these, not refused mail. */
+static bool bad_command(const char *code)
+{
+	static const char *const codes[] = { "500", "501", "502", "503", "504", "555" };
+
+	for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+		if (strcmp(code, codes[i]) == 0)
+			return true;
+	return false;
+}
+
 static void reply(struct session *s, const char *line)
 {
 	writer_reply(&s->out, line);
@@ -56,7 +68,8 @@ static void reply(struct session *s, const char *line)
 		char code[4] = { line[0], line[1], line[2], '\0' };
 		const char *reason = strlen(line) > 4 ? line + 4 : "";
 		log_event("rejected", "ip=%s code=%s reason=%s", s->client->ip, code, reason);
-		s->errors++;
+		if (bad_command(code))
+			s->errors++;
 	}
 }
 
@@ -116,6 +129,13 @@ static void do_helo(struct session *s, const char *arg, bool esmtp)
 	}
 	if (n > HELO_MAX)
 		n = HELO_MAX;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)arg[i];
+		if (c < ' ' || c == 127) {
+			reply(s, "501 5.5.4 Control character in the host name");
+			return;
+		}
+	}
 	memcpy(s->helo, arg, n);
 	s->helo[n] = '\0';
 	s->esmtp = esmtp;

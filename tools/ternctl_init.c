@@ -141,9 +141,9 @@ static int close_table(FILE *f)
 	return fclose(f) != 0 || bad ? -1 : 0;
 }
 
-static int write_config(const struct init_args *a, const char *etc)
+static int write_config(const struct init_args *a, const char *etc, const char *name)
 {
-	FILE *f = open_table(etc, "tern.conf", 0644);
+	FILE *f = open_table(etc, name, 0644);
 	if (f == NULL)
 		return -1;
 	fprintf(f, "# tern instance made by ternctl init; see tern.conf(5).\n"
@@ -270,13 +270,16 @@ int cmd_init(struct ctl *ctl)
 	    path_join(key, sizeof key, etc, "tls/key.pem") < 0 ||
 	    tls_make_certificate(a.hostname, cert, key) < 0)
 		return CTL_REFUSED;
-	/* tern.conf last: its presence means the instance is whole. */
-	if (write_config(&a, etc) < 0) {
-		fprintf(stderr, "ternctl init: %s: %s\n", path, strerror(errno));
+	/* tern.conf last (written as tern.conf.new, renamed when all else is
+	 * done): its presence means the instance is whole, and a failed init
+	 * can simply be run again. */
+	char err[CONF_ERROR_MAX], draft[PATH_MAX];
+	if (path_join(draft, sizeof draft, etc, "tern.conf.new") < 0 ||
+	    write_config(&a, etc, "tern.conf.new") < 0) {
+		fprintf(stderr, "ternctl init: %s: %s\n", draft, strerror(errno));
 		return CTL_REFUSED;
 	}
-	char err[CONF_ERROR_MAX];
-	if (conf_load(&conf, path, err, sizeof err) < 0) {
+	if (conf_load(&conf, draft, err, sizeof err) < 0) {
 		fprintf(stderr, "ternctl init: %s\n", err);
 		return CTL_REFUSED;
 	}
@@ -284,8 +287,12 @@ int cmd_init(struct ctl *ctl)
 		fprintf(stderr, "ternctl init: %s: %s\n", conf.spool, strerror(errno));
 		return CTL_REFUSED;
 	}
-	if (table_compile_all(&conf, report_line, NULL) < 0)
+	if (table_compile_all(&conf, report_line, NULL) != 0)
 		return CTL_REFUSED;
+	if (rename(draft, path) < 0 || fsync_dir(etc) < 0) {
+		fprintf(stderr, "ternctl init: %s: %s\n", path, strerror(errno));
+		return CTL_REFUSED;
+	}
 	printf("instance ready in %s\n  config: %s\n  spool:  %s\n", dir, path, conf.spool);
 	for (size_t u = 0; u < a.nusers; u++)
 		printf("  mail for %s@%s lands in %s/mail/%s/Maildir/new/\n", a.users[u],
@@ -303,9 +310,10 @@ int cmd_compile(struct ctl *ctl)
 	}
 	if (ctl_load_conf(ctl, &conf) < 0)
 		return CTL_REFUSED;
-	if (table_compile_all(&conf, report_line, NULL) < 0) {
+	int r = table_compile_all(&conf, report_line, NULL);
+	if (r != 0) {
 		fprintf(stderr, "ternctl compile: nothing replaced; the old tables stay in use\n");
-		return CTL_REFUSED;
+		return r < 0 ? CTL_TEMPORARY : CTL_REFUSED;
 	}
 	return CTL_OK;
 }

@@ -154,7 +154,7 @@ static void print_json_message(FILE *f, const char *id, const struct message_vie
 		const struct rcpt_record *r = &v->rcpts[i];
 		json_string(f, r->addr);
 		fprintf(f, ", \"state\": \"%s\", \"next_try\": ", shown_state(r->state));
-		if (r->state == RCPT_DEFERRED || r->state == RCPT_PENDING)
+		if (r->state == RCPT_DEFERRED)
 			fprintf(f, "%lld", (long long)r->next_try);
 		else
 			fprintf(f, "null");
