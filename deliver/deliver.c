@@ -356,7 +356,7 @@ static int spawn_queue(struct deliver *d, int *msg_fd, int *env_fd, pid_t *pid)
 }
 
 static int inject_report(struct deliver *d, struct message *m, const char *from,
-			 const char *to, const struct dsn_rcpt *rr, size_t n)
+			 const char *to, const struct dsn_rcpt *rr, size_t n, bool delayed)
 {
 	char path[PATH_MAX];
 	int msg_fd, env_fd, status;
@@ -373,7 +373,7 @@ static int inject_report(struct deliver *d, struct message *m, const char *from,
 	}
 	struct dsn_info info = {
 		.hostname = d->conf.hostname, .queue_id = m->id, .to = to,
-		.arrival = m->queued, .delayed = false,
+		.arrival = m->queued, .delayed = delayed,
 	};
 	int r = dsn_write(msg_fd, &info, rr, n, original, m->msglen, d->conf.bounce_max_size);
 	close(original);
@@ -445,10 +445,10 @@ static void send_bounces(struct deliver *d, struct message *m, time_t now)
 		postmaster_address(d, to, sizeof to);
 		from = DOUBLE_BOUNCE_SENDER;
 		outcome = "postmaster";
-		r = inject_report(d, m, from, to, rr, n);
+		r = inject_report(d, m, from, to, rr, n, false);
 	} else {
 		str_copy(to, sizeof to, m->sender);
-		r = inject_report(d, m, from, to, rr, n);
+		r = inject_report(d, m, from, to, rr, n, false);
 	}
 	if (r < 0) {
 		log_event("error", "id=%s what=bounce error=%s", m->id, "tern-queue refused the report");
@@ -468,6 +468,42 @@ static void send_bounces(struct deliver *d, struct message *m, time_t now)
 		count(d, &d->counters.bounced);
 		log_event("bounced", "id=%s rcpt=%s report=%s reason=%s", m->id, rec->addr, outcome,
 			  rec->last_error);
+	}
+	free(rr);
+	free(codes);
+}
+
+/* delay_warning: tells the sender once about recipients still deferred
+ * after delay_warning_after.  Reports never get one. */
+static void send_delay_warnings(struct deliver *d, struct message *m, time_t now)
+{
+	if (!d->conf.delay_warning || m->sender[0] == '\0' ||
+	    strcmp(m->sender, DOUBLE_BOUNCE_SENDER) == 0 ||
+	    now - m->queued < (time_t)d->conf.delay_warning_after)
+		return;
+	struct dsn_rcpt *rr = calloc(m->n, sizeof *rr);
+	char (*codes)[16] = calloc(m->n, sizeof *codes);
+	size_t n = 0;
+	for (size_t i = 0; rr && codes && i < m->n; i++) {
+		struct rcpt_record *r = &m->rcpts[i];
+		if (r->state != RCPT_DEFERRED || r->warned)
+			continue;
+		rr[n].addr = r->addr;
+		rr[n].orcpt = r->orcpt;
+		rr[n].diagnostic = dsn_split_status(r->last_error, "4.0.0", codes[n]);
+		rr[n].status = codes[n];
+		rr[n].last_attempt = now;
+		n++;
+	}
+	if (n > 0 && inject_report(d, m, "", m->sender, rr, n, true) == 0) {
+		for (size_t i = 0; i < m->n; i++) {
+			struct rcpt_record *r = &m->rcpts[i];
+			if (r->state == RCPT_DEFERRED && !r->warned) {
+				r->warned = true;
+				m->dirty = true;
+				log_event("delay_warning", "id=%s rcpt=%s", m->id, r->addr);
+			}
+		}
 	}
 	free(rr);
 	free(codes);
@@ -505,6 +541,7 @@ static void settle(struct deliver *d, struct message *m, time_t now)
 		remove_message(d, m);
 		return;
 	}
+	send_delay_warnings(d, m, now);
 	if (m->dirty) {
 		if (spool_write_state(d->conf.spool, m->id, m->rcpts, m->n) < 0)
 			log_event("error", "id=%s what=state error=%s", m->id, strerror(errno));

@@ -212,9 +212,9 @@ int spool_write_state(const char *spool, const char *id,
 	fprintf(f, "tern-state 1\n");
 	for (size_t i = 0; i < n; i++) {
 		clean_text(error, sizeof error, r[i].last_error);
-		fprintf(f, "%s\t%lld\t%u\t%u\t%s\t%s\t%s\n", rcpt_state_name(r[i].state),
-			(long long)r[i].next_try, r[i].attempts, r[i].hops, r[i].orcpt, r[i].addr,
-			error);
+		fprintf(f, "%s\t%lld\t%u\t%u\t%s\t%s\t%s\t%s\n", rcpt_state_name(r[i].state),
+			(long long)r[i].next_try, r[i].attempts, r[i].hops,
+			r[i].warned ? "warned" : "-", r[i].orcpt, r[i].addr, error);
 	}
 	if (fflush(f) != 0 || fsync(fileno(f)) < 0) {
 		fclose(f);
@@ -230,10 +230,10 @@ int spool_write_state(const char *spool, const char *id,
 
 static int parse_state_line(char *line, struct rcpt_record *r)
 {
-	char *field[7];
+	char *field[8];
 	size_t nf = 0;
 
-	for (char *p = line; nf < 7; nf++) {
+	for (char *p = line; nf < 8; nf++) {
 		field[nf] = p;
 		char *tab = strchr(p, '\t');
 		if (tab == NULL) {
@@ -243,7 +243,7 @@ static int parse_state_line(char *line, struct rcpt_record *r)
 		*tab = '\0';
 		p = tab + 1;
 	}
-	if (nf != 7)
+	if (nf != 8)
 		return -1;
 	memset(r, 0, sizeof *r);
 	if (state_from_name(field[0], &r->state) < 0)
@@ -251,9 +251,10 @@ static int parse_state_line(char *line, struct rcpt_record *r)
 	r->next_try = (time_t)strtoll(field[1], NULL, 10);
 	r->attempts = (unsigned)strtoul(field[2], NULL, 10);
 	r->hops = (unsigned)strtoul(field[3], NULL, 10);
-	r->orcpt = strdup(field[4]);
-	r->addr = strdup(field[5]);
-	str_copy(r->last_error, sizeof r->last_error, field[6]);
+	r->warned = strcmp(field[4], "warned") == 0;
+	r->orcpt = strdup(field[5]);
+	r->addr = strdup(field[6]);
+	str_copy(r->last_error, sizeof r->last_error, field[7]);
 	if (r->orcpt == NULL || r->addr == NULL) {
 		free(r->orcpt);
 		free(r->addr);

@@ -48,6 +48,7 @@ struct rcpt_record {
 	time_t next_try;
 	unsigned attempts;
 	unsigned hops;		/* alias expansions that led here */
+	bool warned;		/* a delay notice went to the sender */
 	char last_error[SPOOL_ERROR_MAX];
 };
 
