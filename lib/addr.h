@@ -37,7 +37,8 @@ enum addr_status addr_parse(const char *s, struct mailbox *m);
 /* "local@domain", "" for the null path, "postmaster" for bare postmaster. */
 void addr_format(const struct mailbox *m, char *out, size_t outsize);
 
-/* True if S is well-formed UTF-8 with at least one non-ASCII character. */
+/* True if S is well-formed UTF-8; *HAS_NON_ASCII (if given) tells whether
+ * it holds any non-ASCII character. */
 bool utf8_valid(const char *s, size_t len, bool *has_non_ascii);
 
 #endif

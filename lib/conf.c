@@ -9,7 +9,7 @@
 
 #include "util.h"
 
-enum kind { K_STRING, K_PATH, K_BOOL, K_DURATION, K_SIZE, K_COUNT, K_PORT };
+enum kind { K_STRING, K_PATH, K_PATH_LIST, K_BOOL, K_DURATION, K_SIZE, K_COUNT, K_PORT };
 
 struct key {
 	const char *name;
@@ -46,8 +46,8 @@ static const struct key keys[] = {
 	FIELD(bounce_max_size, K_SIZE),
 	FIELD(dns_server, K_STRING),
 	FIELD(smtp_port, K_PORT),
-	FIELD(tls_cert, K_STRING),
-	FIELD(tls_key, K_STRING),
+	FIELD(tls_cert, K_PATH_LIST),
+	FIELD(tls_key, K_PATH_LIST),
 	FIELD(tls_priority, K_STRING),
 	FIELD(tls_handshake_timeout, K_DURATION),
 	FIELD(tls_ca_file, K_PATH),
@@ -178,6 +178,35 @@ static const struct key *find_key(const char *name)
 	return NULL;
 }
 
+/* A comma list of paths, each resolved against tern.conf's folder. */
+static const char *resolve_list(const struct tern_conf *c, const char *value, char *out,
+				size_t size)
+{
+	char copy[CONF_LIST_MAX], one[PATH_MAX];
+	size_t used = 0;
+
+	if (!str_copy(copy, sizeof copy, value))
+		return "value too long";
+	out[0] = '\0';
+	for (char *save = NULL, *item = strtok_r(copy, ",", &save); item != NULL;
+	     item = strtok_r(NULL, ",", &save)) {
+		while (*item == ' ' || *item == '\t')
+			item++;
+		size_t n = strlen(item);
+		while (n > 0 && (item[n - 1] == ' ' || item[n - 1] == '\t'))
+			item[--n] = '\0';
+		if (n == 0)
+			return "empty item in the list";
+		if (conf_path(c, item, one, sizeof one) < 0)
+			return "path too long";
+		int w = snprintf(out + used, size - used, "%s%s", used ? "," : "", one);
+		if (w < 0 || (size_t)w >= size - used)
+			return "value too long";
+		used += (size_t)w;
+	}
+	return NULL;
+}
+
 /* Stores VALUE into the field KEY describes; returns a message on error. */
 static const char *set_value(struct tern_conf *c, const struct key *key,
 			     const char *value)
@@ -198,6 +227,8 @@ static const char *set_value(struct tern_conf *c, const struct key *key,
 		if (conf_path(c, value, field, key->size) < 0)
 			return "path too long";
 		return NULL;
+	case K_PATH_LIST:
+		return resolve_list(c, value, field, key->size);
 	case K_BOOL:
 		return conf_parse_bool(value, field) < 0 ? "expected yes or no" : NULL;
 	case K_DURATION:

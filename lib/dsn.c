@@ -206,8 +206,10 @@ int dsn_write(int out_fd, const struct dsn_info *info, const struct dsn_rcpt *rc
 	out_printf(o, "--%s\n", boundary);
 	out_printf(o, "Content-Description: %s\n",
 		   headers_only ? "Undelivered Message Headers" : "Undelivered Message");
-	out_printf(o, "Content-Type: %s\n\n", headers_only ? "text/rfc822-headers"
-			: global ? "message/global" : "message/rfc822");
+	const char *original_type = headers_only
+		? (global ? "message/global-headers" : "text/rfc822-headers")
+		: (global ? "message/global" : "message/rfc822");
+	out_printf(o, "Content-Type: %s\n\n", original_type);
 	int r = write_original(o, msg_fd, msglen, headers_only);
 	out_printf(o, "\n--%s--\n", boundary);
 	out_flush(o);

@@ -29,6 +29,28 @@ void table_init(struct table *t, const struct tern_conf *c, const char *name)
 		t->cdb_path[0] = '\0';
 }
 
+/* tinycdb trusts the table of contents; a truncated file can then answer
+ * "not found".  The hash tables end the file, so the furthest of them must
+ * end exactly at its last octet. */
+static bool cdb_whole(const struct cdb *c)
+{
+	const unsigned char *toc = c->cdb_mem;
+	unsigned size = c->cdb_fsize;
+	unsigned end = 2048;
+
+	if (size < 2048)
+		return false;
+	for (unsigned i = 0; i < 256; i++) {
+		unsigned pos = cdb_unpack(toc + 8 * i);
+		unsigned n = cdb_unpack(toc + 8 * i + 4);
+		if (pos < 2048 || pos > size || n > (size - pos) / 8)
+			return false;
+		if (n > 0 && pos + 8 * n > end)
+			end = pos + 8 * n;
+	}
+	return end == size;
+}
+
 static void table_open(struct table *t)
 {
 	char text[PATH_MAX];
@@ -41,6 +63,11 @@ static void table_open(struct table *t)
 	t->fd = open(t->cdb_path, O_RDONLY | O_CLOEXEC);
 	if (t->fd >= 0) {
 		if (cdb_init(&t->cdb, t->fd) < 0) {
+			close(t->fd);
+			t->fd = -1;
+			t->broken = true;
+		} else if (!cdb_whole(&t->cdb)) {
+			cdb_free(&t->cdb);
 			close(t->fd);
 			t->fd = -1;
 			t->broken = true;
@@ -366,13 +393,14 @@ static int compile_one(const struct tern_conf *c, const char *name,
 		return -1;
 	FILE *in = fopen(path, "re");
 	if (in == NULL)
-		return errno == ENOENT ? 0 : -1;
+		return errno == ENOENT ? 0 : -1;	/* its cdb goes, see below */
 	snprintf(file, sizeof file, "%s.cdb.tmp", name);
 	if (conf_path(c, file, tmp_path, tmpsize) < 0) {
 		fclose(in);
 		return -1;
 	}
-	int fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* read-write: cdb_make_put(CDB_PUT_REPLACE) reads back earlier records */
+	int fd = open(tmp_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		fclose(in);
 		tmp_path[0] = '\0';
@@ -423,6 +451,16 @@ int table_compile_all(const struct tern_conf *c,
 		str_copy(final, sizeof final, tmp[i]);
 		final[strlen(final) - 4] = '\0';
 		if (rename(tmp[i], final) < 0)
+			system_error = true;
+	}
+	/* A table whose text was deleted is empty now: its old cdb goes too. */
+	for (size_t i = 0; !failed && table_names[i] != NULL; i++) {
+		char text[PATH_MAX], cdb[PATH_MAX], file[64];
+		snprintf(file, sizeof file, "%s.cdb", table_names[i]);
+		if (conf_path(c, table_names[i], text, sizeof text) < 0 ||
+		    conf_path(c, file, cdb, sizeof cdb) < 0)
+			continue;
+		if (access(text, F_OK) < 0 && errno == ENOENT && unlink(cdb) < 0 && errno != ENOENT)
 			system_error = true;
 	}
 	if (!failed && fsync_dir(c->dir) < 0)

@@ -5,6 +5,35 @@
 
 enum { LINE_START, DOT, DOT_CR, IN_LINE, SAW_CR };
 
+/* A header line is "name:" (name = printable ASCII but ':') or a folded
+ * continuation starting with white space; the first line that is neither
+ * starts the body. */
+enum { FIELD_START, FIELD_NAME, FIELD_VALUE };
+
+static void track_header(struct data_state *d, char c)
+{
+	unsigned char u = (unsigned char)c;
+
+	switch (d->field) {
+	case FIELD_START:
+		if ((c == ' ' || c == '\t') && d->header_size > 1)
+			d->field = FIELD_VALUE;
+		else if (u > 32 && u < 127 && c != ':')
+			d->field = FIELD_NAME;
+		else
+			d->in_header = false;
+		break;
+	case FIELD_NAME:
+		if (c == ':')
+			d->field = FIELD_VALUE;
+		else if (u <= 32 || u >= 127)
+			d->in_header = false;
+		break;
+	default:
+		break;
+	}
+}
+
 void data_start(struct data_state *d, const struct data_limits *limits)
 {
 	memset(d, 0, sizeof *d);
@@ -30,6 +59,8 @@ static void emit(struct data_state *d, char c, char *out, size_t *n)
 		d->line_length++;
 		if (d->line_length > d->limits.max_line_length)
 			fault(d, DATA_LINE_TOO_LONG);
+		if (d->in_header)
+			track_header(d, c);
 		if (d->in_header && d->prefix_len < sizeof d->prefix)
 			d->prefix[d->prefix_len++] = c;
 	}
@@ -55,6 +86,7 @@ static void end_line(struct data_state *d)
 	}
 	d->line_length = 0;
 	d->prefix_len = 0;
+	d->field = FIELD_START;
 }
 
 size_t data_feed(struct data_state *d, const char *in, size_t len,

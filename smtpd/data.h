@@ -37,6 +37,7 @@ struct data_state {
 	unsigned received;
 	char prefix[10];	/* the start of the current header line */
 	unsigned prefix_len;
+	int field;		/* where the current header line is; see data.c */
 };
 
 void data_start(struct data_state *d, const struct data_limits *limits);

@@ -1,0 +1,16 @@
+/* suites: one function per test file, each building its check Suite. */
+#ifndef TERN_UNIT_SUITES_H
+#define TERN_UNIT_SUITES_H
+
+#include <check.h>
+
+Suite *addr_suite(void);
+Suite *command_suite(void);
+Suite *data_suite(void);
+Suite *conf_suite(void);
+Suite *table_suite(void);
+Suite *spool_suite(void);
+Suite *recipient_suite(void);
+Suite *dsn_suite(void);
+
+#endif
