@@ -673,13 +673,13 @@ static void spawn_local(struct deliver *d, struct message *m, size_t ri,
 		if (dup2(fd, 0) < 0 || dup2(out[1], 1) < 0)
 			_exit(111);
 		if (drop_privileges(d, res->value, login) < 0) {
-			printf("4.3.0 cannot take on the Maildir owner's identity (never root)\n");
+			dprintf(1, "4.3.0 cannot take on the Maildir owner's identity (never root)\n");
 			_exit(111);
 		}
 		const char *sender = m->sender;
 		execl(d->local_program, "tern-local", "--length", length, res->value,
 		      m->rcpts[ri].addr, sender, (char *)NULL);
-		printf("4.3.0 cannot run tern-local: %s\n", strerror(errno));
+		dprintf(1, "4.3.0 cannot run tern-local: %s\n", strerror(errno));
 		_exit(111);
 	}
 	close(fd);

@@ -1,0 +1,67 @@
+"""Least privilege in local delivery (DESIGN.md promise 6), as far as this
+release goes: outside an instance, tern-deliver running as root runs
+tern-local as the Maildir's owner, and never as root."""
+import os
+import pwd
+import shutil
+import subprocess
+
+from harness import Instance, Skip, wait_until
+
+TEST_USER = "terntestbox"
+
+
+def make_user():
+    if os.geteuid() != 0:
+        raise Skip("needs root")
+    subprocess.run(["userdel", TEST_USER], stderr=subprocess.DEVNULL)
+    subprocess.run(["useradd", "-M", "-d", "/nonexistent", "-s", "/usr/sbin/nologin",
+                    TEST_USER], check=True)
+    return pwd.getpwnam(TEST_USER)
+
+
+def installed_mode(t):
+    """Turns the instance into an installed-style configuration."""
+    with open(t.conf) as f:
+        text = f.read().replace("instance = yes", "instance = no")
+    with open(t.conf, "w") as f:
+        f.write(text + "\nspool = ../spool\n")
+
+
+def chown_tree(path, uid, gid):
+    for root, dirs, files in os.walk(path):
+        os.chown(root, uid, gid)
+        for name in files:
+            os.chown(os.path.join(root, name), uid, gid)
+
+
+def test_local_delivery_runs_as_the_maildir_owner():
+    user = make_user()
+    try:
+        with Instance(deliver=False) as t:
+            installed_mode(t)
+            chown_tree(t.maildir("bob"), user.pw_uid, user.pw_gid)
+            t.start_deliver()
+            with t.smtp() as s:
+                s.sendmail("alice@example.test", ["bob@example.test"], b"Subject: p\r\n\r\nx\r\n")
+            t.wait_for_messages("bob", 1)
+            new = os.path.join(t.maildir("bob"), "new")
+            (name,) = os.listdir(new)
+            st = os.stat(os.path.join(new, name))
+            assert (st.st_uid, st.st_gid) == (user.pw_uid, user.pw_gid)
+            t.wait_spool_empty()
+    finally:
+        subprocess.run(["userdel", TEST_USER], stderr=subprocess.DEVNULL)
+
+
+def test_a_maildir_owned_by_root_is_never_delivered_as_root():
+    if os.geteuid() != 0:
+        raise Skip("needs root")
+    with Instance(deliver=False) as t:
+        installed_mode(t)
+        t.start_deliver()
+        with t.smtp() as s:
+            s.sendmail("alice@example.test", ["bob@example.test"], b"Subject: p\r\n\r\nx\r\n")
+        wait_until(lambda: "deferred id=" in t.log("deliver"), 20, "a deferral")
+        assert "never root" in t.log("deliver")
+        assert t.messages("bob") == []
