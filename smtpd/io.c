@@ -3,7 +3,16 @@
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+static long long monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 void writer_init(struct writer *w, int fd, unsigned timeout)
 {
@@ -13,12 +22,21 @@ void writer_init(struct writer *w, int fd, unsigned timeout)
 	w->failed = false;
 }
 
-static int wait_for(int fd, short events, unsigned timeout)
+/* Waits up to TIMEOUT seconds, or until DEADLINE_MS if that comes first. */
+static int wait_until(int fd, short events, unsigned timeout, long long deadline_ms)
 {
 	struct pollfd p = { .fd = fd, .events = events };
 
 	for (;;) {
-		int n = poll(&p, 1, timeout > 0 ? (int)(timeout * 1000) : -1);
+		long long wait = timeout > 0 ? (long long)timeout * 1000 : -1;
+		if (deadline_ms > 0) {
+			long long left = deadline_ms - monotonic_ms();
+			if (left <= 0)
+				return IO_TIMEOUT;
+			if (wait < 0 || left < wait)
+				wait = left;
+		}
+		int n = poll(&p, 1, (int)wait);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -38,7 +56,7 @@ int writer_flush(struct writer *w)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN) {
-			if (wait_for(w->fd, POLLOUT, w->timeout) != IO_OK)
+			if (wait_until(w->fd, POLLOUT, w->timeout, 0) != IO_OK)
 				w->failed = true;
 			continue;
 		}
@@ -77,6 +95,7 @@ void reader_init(struct reader *r, int fd, unsigned timeout, struct writer *w)
 	r->fd = fd;
 	r->timeout = timeout;
 	r->start = r->end = 0;
+	r->deadline_ms = 0;
 	r->flush_first = w;
 }
 
@@ -93,7 +112,7 @@ int reader_fill(struct reader *r)
 	if (r->end == sizeof r->buf)
 		return IO_OK;
 	for (;;) {
-		int w = wait_for(r->fd, POLLIN, r->timeout);
+		int w = wait_until(r->fd, POLLIN, r->timeout, r->deadline_ms);
 		if (w != IO_OK)
 			return w;
 		ssize_t n = read(r->fd, r->buf + r->end, sizeof r->buf - r->end);
@@ -115,9 +134,13 @@ int reader_line(struct reader *r, char *line, size_t max, size_t *len, int *flag
 	*flags = 0;
 	for (;;) {
 		if (r->start == r->end) {
+			if (r->deadline_ms == 0 && r->timeout > 0)
+				r->deadline_ms = monotonic_ms() + (long long)r->timeout * 1000;
 			int st = reader_fill(r);
-			if (st != IO_OK)
+			if (st != IO_OK) {
+				r->deadline_ms = 0;
 				return st;
+			}
 		}
 		char c = r->buf[r->start++];
 		if (c == '\n') {
@@ -138,5 +161,6 @@ int reader_line(struct reader *r, char *line, size_t max, size_t *len, int *flag
 	}
 	line[n] = '\0';
 	*len = n;
+	r->deadline_ms = 0;
 	return IO_OK;
 }

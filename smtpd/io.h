@@ -25,6 +25,7 @@ struct writer {
 struct reader {
 	int fd;
 	unsigned timeout;	/* seconds */
+	long long deadline_ms;	/* monotonic; 0: only the per-read timeout */
 	size_t start, end;
 	struct writer *flush_first;
 	char buf[IO_BUFFER_SIZE];
@@ -43,7 +44,7 @@ int reader_fill(struct reader *r);
 static inline size_t reader_available(const struct reader *r) { return r->end - r->start; }
 
 /* Reads one line into LINE (at most MAX octets, NUL-terminated, without its
- * line end).  *FLAGS tells what was wrong with it; a too-long line is read
+ * line end), all of it within the reader's timeout.  *FLAGS tells what was wrong with it; a too-long line is read
  * to its end and thrown away. */
 int reader_line(struct reader *r, char *line, size_t max, size_t *len, int *flags);
 

@@ -41,6 +41,7 @@ struct session {
 	struct mail_params params;
 	char **rcpts;
 	size_t nrcpts;
+	bool rcpt_tried;	/* a RCPT came, accepted or not */
 
 	unsigned errors;
 	unsigned messages;
@@ -102,6 +103,7 @@ static void reset_transaction(struct session *s)
 	for (size_t i = 0; i < s->nrcpts; i++)
 		free(s->rcpts[i]);
 	s->nrcpts = 0;
+	s->rcpt_tried = false;
 	s->in_mail = false;
 	memset(&s->sender, 0, sizeof s->sender);
 	memset(&s->params, 0, sizeof s->params);
@@ -224,6 +226,7 @@ static void do_rcpt(struct session *s, const char *arg)
 		reply(s, "503 5.5.1 Error: need MAIL command");
 		return;
 	}
+	s->rcpt_tried = true;
 	if (rcpt_parse(arg, &m, &problem) < 0) {
 		reply(s, problem);
 		return;
@@ -370,7 +373,8 @@ static void do_data(struct session *s, const char *arg)
 		return;
 	}
 	if (s->nrcpts == 0) {
-		reply(s, "554 5.5.1 Error: no valid recipients");
+		reply(s, s->rcpt_tried ? "554 5.5.1 Error: no valid recipients"
+				       : "503 5.5.1 Error: need RCPT command");
 		return;
 	}
 	qid_make(qid);

@@ -1,0 +1,146 @@
+"""tern-queue fed directly, as qmail-queue is: message on fd 0, envelope on fd 1."""
+import glob
+import json
+import os
+import re
+import subprocess
+
+import harness
+from harness import Instance
+
+SENDER = b"sender@remote.test"
+MESSAGE = b"Subject: queued directly\n\nbody line\n"
+GOOD = b"F" + SENDER + b"\0Talice@example.test\0\0"
+
+
+def queue(t, envelope, message=MESSAGE, qid=None):
+    """Runs tern-queue with MESSAGE on fd 0 and ENVELOPE on fd 1 (a pipe);
+    returns (exit code, stderr)."""
+    env = t.env()
+    env.pop("TERN_QID", None)
+    if qid is not None:
+        env["TERN_QID"] = qid
+    read_end, write_end = os.pipe()
+    try:
+        proc = subprocess.Popen([harness.program("tern-queue")], stdin=subprocess.PIPE,
+                                stdout=read_end, stderr=subprocess.PIPE, env=env)
+    finally:
+        os.close(read_end)
+    try:
+        with os.fdopen(write_end, "wb") as f:
+            f.write(envelope)  # small enough for the pipe's buffer
+    except BrokenPipeError:
+        pass  # tern-queue refused before reading it
+    _, err = proc.communicate(message, timeout=30)
+    return proc.returncode, err.decode("utf-8", "replace")
+
+
+def incoming(t):
+    return sorted(glob.glob(os.path.join(t.spool, "incoming", "*")))
+
+
+def test_good_envelope_lands_in_incoming():
+    with Instance(smtpd=False, deliver=False) as t:
+        code, err = queue(t, GOOD)
+        assert code == 0, err
+        (path,) = incoming(t)
+        assert t.spool_files() == [path]
+        with open(path, "rb") as f:
+            data = f.read()
+        assert data.startswith(MESSAGE)
+        block = data[len(MESSAGE):]
+        assert re.fullmatch(rb"time \d+\nfrom sender@remote\.test\nrcpt alice@example\.test\n"
+                            rb"TERN1 ([0-9a-f]{16}) ([0-9a-f]{8})\n", block), block
+        footer = block[-32:].split()
+        assert int(footer[1], 16) == len(MESSAGE)
+        assert int(footer[2], 16) == len(block) - 32
+        (m,) = json.loads(t.ternctl("queue", "--json").stdout)
+        assert m["id"] == os.path.basename(path)
+        assert m["sender"] == SENDER.decode()
+        assert [r["addr"] for r in m["rcpts"]] == ["alice@example.test"]
+
+
+def test_good_envelope_is_delivered():
+    with Instance(smtpd=False) as t:
+        code, err = queue(t, GOOD)
+        assert code == 0, err
+        (msg,) = t.wait_for_messages("alice", 1)
+        assert msg.startswith(b"Return-Path: <sender@remote.test>\n"
+                              b"Delivered-To: alice@example.test\n")
+        assert msg.endswith(b"\n" + MESSAGE)
+        t.wait_spool_empty()
+
+
+def test_wrong_lead_byte():
+    with Instance(smtpd=False, deliver=False) as t:
+        for envelope in (b"X" + GOOD[1:],
+                         b"Talice@example.test\0\0",
+                         b"F" + SENDER + b"\0Xalice@example.test\0\0"):
+            code, err = queue(t, envelope)
+            assert code == 91, (envelope, code, err)
+            assert t.spool_files() == []
+
+
+def test_envelope_cut_before_final_nul():
+    with Instance(smtpd=False, deliver=False) as t:
+        for envelope in (GOOD[:-1], GOOD[:-2], b"F" + SENDER):
+            code, err = queue(t, envelope)
+            assert code == 54, (envelope, code, err)
+            assert t.spool_files() == []
+
+
+def test_empty_envelope():
+    with Instance(smtpd=False, deliver=False) as t:
+        code, err = queue(t, b"")
+        assert code == 54, (code, err)
+        assert t.spool_files() == []
+
+
+def test_address_too_long():
+    def address(size):
+        domain = b"@example.test"
+        return b"a" * (size - len(domain)) + domain
+
+    with Instance(smtpd=False, deliver=False) as t:
+        code, err = queue(t, b"F" + SENDER + b"\0T" + address(1003) + b"\0\0")
+        assert code == 11, (code, err)
+        code, err = queue(t, b"F" + address(1003) + b"\0Talice@example.test\0\0")
+        assert code == 11, (code, err)
+        assert t.spool_files() == []
+        code, err = queue(t, b"F" + SENDER + b"\0T" + address(1002) + b"\0\0")
+        assert code == 0, (code, err)
+        assert len(incoming(t)) == 1
+
+
+def test_line_break_in_address():
+    # Would forge a recipient line in the spool's envelope block.
+    with Instance(smtpd=False, deliver=False) as t:
+        code, err = queue(t, b"F" + SENDER + b"\0Talice@example.test\nrcpt evil@remote.test\0\0")
+        assert code == 31, (code, err)
+        assert t.spool_files() == []
+
+
+def test_malformed_qid():
+    with Instance(smtpd=False, deliver=False) as t:
+        code, err = queue(t, GOOD, qid="bad-id!")
+        assert code == 71, (code, err)
+        assert t.spool_files() == []
+
+
+def test_qid_already_taken():
+    with Instance(smtpd=False, deliver=False) as t:
+        code, err = queue(t, GOOD, qid="Taken123")
+        assert code == 0, err
+        code, err = queue(t, GOOD, message=b"Subject: second\n\nx\n", qid="Taken123")
+        assert code == 71, (code, err)
+        (path,) = incoming(t)
+        assert t.spool_files() == [path]
+        with open(path, "rb") as f:
+            assert f.read().startswith(MESSAGE)
+
+
+def test_valid_qid_names_the_file():
+    with Instance(smtpd=False, deliver=False) as t:
+        code, err = queue(t, GOOD, qid="Abc123xyz")
+        assert code == 0, err
+        assert incoming(t) == [os.path.join(t.spool, "incoming", "Abc123xyz")]
