@@ -62,12 +62,14 @@ class Instance:
     """One tern instance: config, tables, spool, Maildirs, and its servers."""
 
     def __init__(self, domains=("example.test", "other.test"), users=("alice", "bob"),
-                 conf=None, deliver=True, smtpd=True, smtpd_env=None, hostname=None):
+                 conf=None, deliver=True, smtpd=True, smtpd_env=None, hostname=None,
+                 bindir=None):
+        self.bindir = bindir or BUILD
         self.dir = tempfile.mkdtemp(prefix="tern-test-")
         os.chmod(self.dir, 0o755)
         self.domains = list(domains)
         self.users = list(users)
-        args = [program("ternctl"), "init", self.dir]
+        args = [self.program("ternctl"), "init", self.dir]
         for d in domains:
             args += ["--domain", d]
         for u in users:
@@ -91,6 +93,9 @@ class Instance:
         if deliver:
             self.start_deliver()
 
+    def program(self, name):
+        return os.path.join(self.bindir, name)
+
     # ---- configuration ----
     def add_conf(self, text):
         with open(self.conf, "a") as f:
@@ -103,7 +108,7 @@ class Instance:
             self.ternctl("compile")
 
     def ternctl(self, *args, check=True, input=None):
-        return run([program("ternctl"), "-C", self.conf] + list(args), check=check,
+        return run([self.program("ternctl"), "-C", self.conf] + list(args), check=check,
                    input=input)
 
     # ---- servers ----
@@ -119,7 +124,7 @@ class Instance:
         log = open(self.smtpd_log, "ab")
         self.smtpd_proc = subprocess.Popen(
             ["tcpserver", "-H", "-R", "-l", "localhost", "-c", "200", "-b", "200",
-             "127.0.0.1", str(self.port), program("tern-smtpd"), "-C", self.conf],
+             "127.0.0.1", str(self.port), self.program("tern-smtpd"), "-C", self.conf],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, env=env,
             start_new_session=True)
         log.close()
@@ -143,7 +148,7 @@ class Instance:
     def start_deliver(self, extra_env=None):
         log = open(self.deliver_log, "ab")
         self.deliver_proc = subprocess.Popen(
-            [program("tern-deliver"), "-C", self.conf], stdin=subprocess.DEVNULL,
+            [self.program("tern-deliver"), "-C", self.conf], stdin=subprocess.DEVNULL,
             stdout=log, stderr=log, env=self.env(extra_env))
         log.close()
         wait_until(lambda: "start spool=" in self.log("deliver"), 10, "tern-deliver to start")
@@ -241,6 +246,25 @@ class Instance:
     def swaks(self, *args, check=False):
         return run(["swaks", "--server", "127.0.0.1:%d" % self.port, "--helo", "client.test"]
                    + list(args), check=check)
+
+
+def install_tree():
+    """Copies the programs into a fresh folder in the installed layout
+    (sbin/, libexec/tern/), mode 755 all the way, so that unprivileged
+    users can run them wherever the source tree lives.  Returns
+    (root, sbin); remove root when done."""
+    root = tempfile.mkdtemp(prefix="tern-install-")
+    os.chmod(root, 0o755)
+    sbin = os.path.join(root, "sbin")
+    libexec = os.path.join(root, "libexec", "tern")
+    os.makedirs(sbin)
+    os.makedirs(libexec)
+    for name in ("tern-smtpd", "tern-queue", "tern-deliver", "ternctl"):
+        shutil.copy2(program(name), sbin)
+    shutil.copy2(program("tern-local"), libexec)
+    for path in (root, os.path.dirname(libexec), libexec, sbin):
+        os.chmod(path, 0o755)
+    return root, sbin
 
 
 def run(args, check=True, input=None, env=None):

@@ -6,7 +6,7 @@ import pwd
 import shutil
 import subprocess
 
-from harness import Instance, Skip, wait_until
+from harness import Instance, Skip, install_tree, wait_until
 
 TEST_USER = "terntestbox"
 
@@ -37,8 +37,9 @@ def chown_tree(path, uid, gid):
 
 def test_local_delivery_runs_as_the_maildir_owner():
     user = make_user()
+    root, sbin = install_tree()
     try:
-        with Instance(deliver=False) as t:
+        with Instance(deliver=False, bindir=sbin) as t:
             installed_mode(t)
             chown_tree(t.maildir("bob"), user.pw_uid, user.pw_gid)
             t.start_deliver()
@@ -52,12 +53,21 @@ def test_local_delivery_runs_as_the_maildir_owner():
             t.wait_spool_empty()
     finally:
         subprocess.run(["userdel", TEST_USER], stderr=subprocess.DEVNULL)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_a_maildir_owned_by_root_is_never_delivered_as_root():
     if os.geteuid() != 0:
         raise Skip("needs root")
-    with Instance(deliver=False) as t:
+    root, sbin = install_tree()
+    try:
+        run_as_root_owned_maildir(sbin)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def run_as_root_owned_maildir(sbin):
+    with Instance(deliver=False, bindir=sbin) as t:
         installed_mode(t)
         t.start_deliver()
         with t.smtp() as s:
