@@ -412,28 +412,62 @@ static void postmaster_address(struct deliver *d, char *out, size_t size)
 		snprintf(out, size, "postmaster");
 }
 
+/* The recipients one DSN reports on, with their status codes. */
+struct report {
+	struct dsn_rcpt *rcpts;
+	char (*codes)[16];
+	size_t n;
+};
+
+static bool is_failed(const struct rcpt_record *r)
+{
+	return r->state == RCPT_FAILED;
+}
+
+static bool needs_delay_warning(const struct rcpt_record *r)
+{
+	return r->state == RCPT_DEFERRED && !r->warned;
+}
+
+/* Gathers the recipients of M that WANTED picks; -1 if out of memory. */
+static int report_gather(struct report *rep, const struct message *m,
+			 bool (*wanted)(const struct rcpt_record *), const char *default_status,
+			 time_t now)
+{
+	rep->n = 0;
+	rep->rcpts = calloc(m->n, sizeof *rep->rcpts);
+	rep->codes = calloc(m->n, sizeof *rep->codes);
+	if (rep->rcpts == NULL || rep->codes == NULL)
+		return -1;
+	for (size_t i = 0; i < m->n; i++) {
+		const struct rcpt_record *r = &m->rcpts[i];
+		if (!wanted(r))
+			continue;
+		struct dsn_rcpt *out = &rep->rcpts[rep->n];
+		out->addr = r->addr;
+		out->orcpt = r->orcpt;
+		out->diagnostic = dsn_split_status(r->last_error, default_status, rep->codes[rep->n]);
+		out->status = rep->codes[rep->n];
+		out->last_attempt = now;
+		rep->n++;
+	}
+	return 0;
+}
+
+static void report_free(struct report *rep)
+{
+	free(rep->rcpts);
+	free(rep->codes);
+}
+
 /* Reports every FAILED recipient of M in one DSN; marks them BOUNCED. */
 static void send_bounces(struct deliver *d, struct message *m, time_t now)
 {
-	struct dsn_rcpt *rr = calloc(m->n, sizeof *rr);
-	char (*codes)[16] = calloc(m->n, sizeof *codes);
-	size_t n = 0;
+	struct report rep;
 
-	if (rr == NULL || codes == NULL) {
-		free(rr);
-		free(codes);
+	if (report_gather(&rep, m, is_failed, "5.0.0", now) < 0) {
+		report_free(&rep);
 		return;
-	}
-	for (size_t i = 0; i < m->n; i++) {
-		struct rcpt_record *r = &m->rcpts[i];
-		if (r->state != RCPT_FAILED)
-			continue;
-		rr[n].addr = r->addr;
-		rr[n].orcpt = r->orcpt;
-		rr[n].diagnostic = dsn_split_status(r->last_error, "5.0.0", codes[n]);
-		rr[n].status = codes[n];
-		rr[n].last_attempt = now;
-		n++;
 	}
 	char to[ADDR_BUFFER + 16];
 	const char *from = "";
@@ -445,18 +479,17 @@ static void send_bounces(struct deliver *d, struct message *m, time_t now)
 		postmaster_address(d, to, sizeof to);
 		from = DOUBLE_BOUNCE_SENDER;
 		outcome = "postmaster";
-		r = inject_report(d, m, from, to, rr, n, false);
+		r = inject_report(d, m, from, to, rep.rcpts, rep.n, false);
 	} else {
 		str_copy(to, sizeof to, m->sender);
-		r = inject_report(d, m, from, to, rr, n, false);
+		r = inject_report(d, m, from, to, rep.rcpts, rep.n, false);
 	}
 	if (r < 0) {
 		log_event("error", "id=%s what=bounce error=%s", m->id, "tern-queue refused the report");
 		for (size_t i = 0; i < m->n; i++)
 			if (m->rcpts[i].state == RCPT_FAILED)
 				m->rcpts[i].next_try = now + d->conf.retry_first;
-		free(rr);
-		free(codes);
+		report_free(&rep);
 		return;
 	}
 	for (size_t i = 0; i < m->n; i++) {
@@ -469,8 +502,7 @@ static void send_bounces(struct deliver *d, struct message *m, time_t now)
 		log_event("bounced", "id=%s rcpt=%s report=%s reason=%s", m->id, rec->addr, outcome,
 			  rec->last_error);
 	}
-	free(rr);
-	free(codes);
+	report_free(&rep);
 }
 
 /* delay_warning: tells the sender once about recipients still deferred
@@ -481,32 +513,19 @@ static void send_delay_warnings(struct deliver *d, struct message *m, time_t now
 	    strcmp(m->sender, DOUBLE_BOUNCE_SENDER) == 0 ||
 	    now - m->queued < (time_t)d->conf.delay_warning_after)
 		return;
-	struct dsn_rcpt *rr = calloc(m->n, sizeof *rr);
-	char (*codes)[16] = calloc(m->n, sizeof *codes);
-	size_t n = 0;
-	for (size_t i = 0; rr && codes && i < m->n; i++) {
-		struct rcpt_record *r = &m->rcpts[i];
-		if (r->state != RCPT_DEFERRED || r->warned)
-			continue;
-		rr[n].addr = r->addr;
-		rr[n].orcpt = r->orcpt;
-		rr[n].diagnostic = dsn_split_status(r->last_error, "4.0.0", codes[n]);
-		rr[n].status = codes[n];
-		rr[n].last_attempt = now;
-		n++;
-	}
-	if (n > 0 && inject_report(d, m, "", m->sender, rr, n, true) == 0) {
+	struct report rep;
+	if (report_gather(&rep, m, needs_delay_warning, "4.0.0", now) == 0 && rep.n > 0 &&
+	    inject_report(d, m, "", m->sender, rep.rcpts, rep.n, true) == 0) {
 		for (size_t i = 0; i < m->n; i++) {
 			struct rcpt_record *r = &m->rcpts[i];
-			if (r->state == RCPT_DEFERRED && !r->warned) {
+			if (needs_delay_warning(r)) {
 				r->warned = true;
 				m->dirty = true;
 				log_event("delay_warning", "id=%s rcpt=%s", m->id, r->addr);
 			}
 		}
 	}
-	free(rr);
-	free(codes);
+	report_free(&rep);
 }
 
 /* After a round: bounce what failed, remove what is done, record the rest. */

@@ -190,12 +190,8 @@ static const char *resolve_list(const struct tern_conf *c, const char *value, ch
 	out[0] = '\0';
 	for (char *save = NULL, *item = strtok_r(copy, ",", &save); item != NULL;
 	     item = strtok_r(NULL, ",", &save)) {
-		while (*item == ' ' || *item == '\t')
-			item++;
-		size_t n = strlen(item);
-		while (n > 0 && (item[n - 1] == ' ' || item[n - 1] == '\t'))
-			item[--n] = '\0';
-		if (n == 0)
+		item = str_trim(item);
+		if (item[0] == '\0')
 			return "empty item in the list";
 		if (conf_path(c, item, one, sizeof one) < 0)
 			return "path too long";
@@ -274,17 +270,6 @@ static void instance_defaults(struct tern_conf *c, const bool *seen)
 		conf_path(c, "tls/key.pem", c->tls_key, sizeof c->tls_key);
 }
 
-static char *trim(char *s)
-{
-	while (*s == ' ' || *s == '\t')
-		s++;
-	size_t len = strlen(s);
-	while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t' ||
-			   s[len - 1] == '\r' || s[len - 1] == '\n'))
-		s[--len] = '\0';
-	return s;
-}
-
 static int set_location(struct tern_conf *c, const char *path)
 {
 	char cwd[PATH_MAX];
@@ -337,7 +322,7 @@ int conf_load(struct tern_conf *c, const char *path, char *err, size_t errsize)
 			fclose(f);
 			return fail(err, errsize, path, lineno, "line too long");
 		}
-		char *s = trim(line);
+		char *s = str_trim(line);
 		if (s[0] == '\0' || line[0] == '#')
 			continue;
 		char *eq = strchr(s, '=');
@@ -346,8 +331,8 @@ int conf_load(struct tern_conf *c, const char *path, char *err, size_t errsize)
 			return fail(err, errsize, path, lineno, "expected key = value");
 		}
 		*eq = '\0';
-		char *name = trim(s);
-		char *value = trim(eq + 1);
+		char *name = str_trim(s);
+		char *value = str_trim(eq + 1);
 		const struct key *key = find_key(name);
 		if (key == NULL) {
 			char message[300];

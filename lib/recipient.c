@@ -1,6 +1,5 @@
 #include "recipient.h"
 
-#include <ctype.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
@@ -63,20 +62,9 @@ static bool lookup_address(struct recipient_tables *t, const char *key,
 	return false;
 }
 
-static bool plain_login(const char *name)
-{
-	if (name[0] == '\0' || name[0] == '.' || name[0] == '-' || strlen(name) > 32)
-		return false;
-	for (const char *p = name; *p; p++)
-		if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p) &&
-		    *p != '.' && *p != '_' && *p != '-')
-			return false;
-	return true;
-}
-
 static bool lookup_system(const char *login, struct resolution *out)
 {
-	if (!plain_login(login))
+	if (!login_name_valid(login))
 		return false;
 	struct passwd *pw = getpwnam(login);
 	if (pw == NULL || pw->pw_dir == NULL || pw->pw_dir[0] != '/')

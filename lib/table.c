@@ -214,11 +214,7 @@ static bool valid_address_list(const char *value, bool allow_domains)
 		return false;
 	for (char *save = NULL, *item = strtok_r(copy, ",", &save); item != NULL;
 	     item = strtok_r(NULL, ",", &save)) {
-		while (*item == ' ' || *item == '\t')
-			item++;
-		size_t n = strlen(item);
-		while (n > 0 && (item[n - 1] == ' ' || item[n - 1] == '\t'))
-			item[--n] = '\0';
+		item = str_trim(item);
 		if (strcasecmp(item, "postmaster") == 0)
 			continue;
 		if (allow_domains && item[0] == '@') {

@@ -95,6 +95,27 @@ void str_lower(char *s)
 		*s = (char)tolower((unsigned char)*s);
 }
 
+char *str_trim(char *s)
+{
+	while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')
+		s++;
+	size_t len = strlen(s);
+	while (len > 0 && strchr(" \t\r\n", s[len - 1]) != NULL)
+		s[--len] = '\0';
+	return s;
+}
+
+bool login_name_valid(const char *name)
+{
+	if (name[0] == '\0' || name[0] == '.' || name[0] == '-' || strlen(name) > 32)
+		return false;
+	for (const char *p = name; *p; p++)
+		if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p) &&
+		    *p != '.' && *p != '_' && *p != '-')
+			return false;
+	return true;
+}
+
 bool str_has_prefix_ci(const char *s, const char *prefix)
 {
 	return strncasecmp(s, prefix, strlen(prefix)) == 0;

@@ -20,6 +20,11 @@ int fsync_dir(const char *path);
 int path_join(char *out, size_t outsize, const char *dir, const char *name);
 bool str_copy(char *out, size_t outsize, const char *in);
 void str_lower(char *s);
+/* Cuts spaces, tabs, CR and LF from both ends of S, in place. */
+char *str_trim(char *s);
+/* A plain login name: lower-case letters, digits, '.', '_', '-', not
+ * starting with '.' or '-', at most 32 octets; never a path. */
+bool login_name_valid(const char *name);
 bool str_has_prefix_ci(const char *s, const char *prefix);
 
 void qid_make(char out[QID_MAX]);

@@ -89,6 +89,20 @@ static void end_line(struct data_state *d)
 	d->field = FIELD_START;
 }
 
+/* An octet inside a line: CR may start the line end; LF alone is bare. */
+static void line_octet(struct data_state *d, char c, char *out, size_t *n)
+{
+	if (c == '\r') {
+		d->state = SAW_CR;
+		return;
+	}
+	if (c == '\n')
+		fault(d, DATA_BARE_LF);
+	else
+		emit(d, c, out, n);
+	d->state = IN_LINE;
+}
+
 size_t data_feed(struct data_state *d, const char *in, size_t len,
 		 char *out, size_t *outlen)
 {
@@ -98,32 +112,19 @@ size_t data_feed(struct data_state *d, const char *in, size_t len,
 		char c = in[i++];
 		switch (d->state) {
 		case LINE_START:
-			if (c == '.') {
+			if (c == '.')
 				d->state = DOT;
-				break;
-			}
-			/* fall through */
-		case IN_LINE:
-			if (c == '\r') {
-				d->state = SAW_CR;
-			} else if (c == '\n') {
-				fault(d, DATA_BARE_LF);
-				d->state = IN_LINE;
-			} else {
-				emit(d, c, out, &n);
-				d->state = IN_LINE;
-			}
+			else
+				line_octet(d, c, out, &n);
 			break;
-		case DOT:
-			if (c == '\r') {
+		case DOT:	/* the dot was stuffing, unless CRLF follows */
+			if (c == '\r')
 				d->state = DOT_CR;
-			} else if (c == '\n') {
-				fault(d, DATA_BARE_LF);
-				d->state = IN_LINE;
-			} else {
-				emit(d, c, out, &n);
-				d->state = IN_LINE;
-			}
+			else
+				line_octet(d, c, out, &n);
+			break;
+		case IN_LINE:
+			line_octet(d, c, out, &n);
 			break;
 		case DOT_CR:
 			if (c == '\n') {

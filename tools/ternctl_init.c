@@ -1,5 +1,4 @@
 /* ternctl init, compile, check. */
-#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -45,17 +44,6 @@ static int make_dirs(const char *path, mode_t mode)
 	if (mkdir(copy, mode) < 0 && errno != EEXIST)
 		return -1;
 	return 0;
-}
-
-static bool valid_user(const char *name)
-{
-	if (name[0] == '\0' || name[0] == '.' || name[0] == '-' || strlen(name) > 32)
-		return false;
-	for (const char *p = name; *p; p++)
-		if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p) &&
-		    *p != '.' && *p != '_' && *p != '-')
-			return false;
-	return true;
 }
 
 static bool valid_domain(const char *domain)
@@ -106,7 +94,7 @@ static int parse_init_args(struct ctl *ctl, struct init_args *a)
 		}
 	}
 	for (size_t i = 0; i < a->nusers; i++) {
-		if (!valid_user(a->users[i])) {
+		if (!login_name_valid(a->users[i])) {
 			fprintf(stderr, "ternctl init: '%s' is not a user name "
 				"(lower-case letters, digits, '.', '_', '-')\n", a->users[i]);
 			return -1;
