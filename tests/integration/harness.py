@@ -146,12 +146,13 @@ class Instance:
             self.smtpd_proc = None
 
     def start_deliver(self, extra_env=None):
+        starts = self.log("deliver").count("start spool=")
         log = open(self.deliver_log, "ab")
         self.deliver_proc = subprocess.Popen(
             [self.program("tern-deliver"), "-C", self.conf], stdin=subprocess.DEVNULL,
             stdout=log, stderr=log, env=self.env(extra_env))
         log.close()
-        wait_until(lambda: "start spool=" in self.log("deliver"), 10, "tern-deliver to start")
+        wait_until(lambda: self.log("deliver").count("start spool=") > starts, 10, "tern-deliver to start")
 
     def stop_deliver(self, sig=signal.SIGTERM):
         if self.deliver_proc is not None:
