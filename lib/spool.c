@@ -56,6 +56,10 @@ int spool_write_envelope(int fd, uint64_t msglen, time_t queued, const char *sen
 	size_t size = 64 + strlen(sender);
 	for (size_t i = 0; i < nrcpts; i++)
 		size += 6 + strlen(rcpts[i]);
+	if (size > SPOOL_ENVELOPE_MAX) {
+		errno = EFBIG;
+		return -1;
+	}
 	char *block = malloc(size + SPOOL_FOOTER_SIZE + 1);
 	if (block == NULL)
 		return -1;

@@ -22,6 +22,7 @@
 
 #define SPOOL_FOOTER_SIZE 32
 #define SPOOL_ENVELOPE_MAX (16u << 20)
+#define SPOOL_RCPTS_MAX 10000	/* recipients one message may have */
 #define SPOOL_ERROR_MAX 400
 #define SPOOL_TMP_MAX_AGE (36 * 3600)	/* leftovers of a crash, as qmail */
 
@@ -58,7 +59,8 @@ int spool_path(char *out, size_t outsize, const char *spool, const char *dir,
 int spool_create(const char *spool);
 
 /* Appends the envelope block and footer to FD, positioned after MSGLEN
- * message octets. */
+ * message octets; -1 with EFBIG if the block would be over
+ * SPOOL_ENVELOPE_MAX, which spool_read_envelope refuses. */
 int spool_write_envelope(int fd, uint64_t msglen, time_t queued, const char *sender,
 			 char *const *rcpts, size_t nrcpts);
 int spool_read_envelope(int fd, struct envelope *env);

@@ -22,6 +22,7 @@
 enum {
 	EXIT_QUEUED = 0,
 	EXIT_ADDRESS_TOO_LONG = 11,
+	EXIT_REFUSED_PERM = 31,
 	EXIT_NO_MEMORY = 51,
 	EXIT_TIMEOUT = 52,
 	EXIT_WRITE_ERROR = 53,
@@ -108,7 +109,7 @@ static int read_envelope(struct job *job, struct envelope_in *e)
 	for (;;) {
 		if (e->len == e->cap) {
 			if (e->cap >= SPOOL_ENVELOPE_MAX)
-				return fail(job, EXIT_REFUSED_TEMP, "envelope too large");
+				return fail(job, EXIT_REFUSED_PERM, "envelope too large");
 			e->cap *= 2;
 			char *more = realloc(e->data, e->cap);
 			if (more == NULL)
@@ -127,6 +128,16 @@ static int read_envelope(struct job *job, struct envelope_in *e)
 			break;	/* possibly the end; verified below */
 	}
 	return EXIT_QUEUED;
+}
+
+/* CR and LF would split the spool's lines, TAB its state fields; no
+ * address of RFC 5321 has any of them. */
+static bool has_control_character(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return true;
+	return false;
 }
 
 /* Splits F sender \0 (T rcpt \0)* \0 into its parts. */
@@ -155,11 +166,13 @@ static int parse_envelope(struct job *job, struct envelope_in *e)
 		size_t len = (size_t)(nul - item);
 		if (len >= ENVELOPE_ADDRESS_MAX)
 			return fail(job, EXIT_ADDRESS_TOO_LONG, "address too long");
-		if (memchr(item, '\n', len) != NULL || memchr(item, '\r', len) != NULL)
-			return fail(job, 31, "line break in an address");
+		if (has_control_character(item, len))
+			return fail(job, EXIT_REFUSED_PERM, "control character in an address");
 		if (first) {
 			e->sender = item;
 		} else {
+			if (e->nrcpts == SPOOL_RCPTS_MAX)
+				return fail(job, EXIT_REFUSED_PERM, "too many recipients");
 			if (e->nrcpts == cap) {
 				cap *= 2;
 				char **more = realloc(e->rcpts, cap * sizeof *more);
@@ -192,10 +205,10 @@ static int choose_id(struct job *job)
 
 static bool id_taken(const char *spool, const char *id)
 {
-	static const char *const dirs[] = { "incoming", "queue" };
+	static const char *const dirs[] = { "incoming", "queue", "state" };
 	char path[PATH_MAX];
 
-	for (size_t i = 0; i < 2; i++) {
+	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
 		if (spool_path(path, sizeof path, spool, dirs[i], id) == 0 &&
 		    access(path, F_OK) == 0)
 			return true;
@@ -267,7 +280,8 @@ static int run(struct job *job, const char *config_path)
 		goto out;
 	if (spool_write_envelope(job->fd, size, time(NULL), env.sender, env.rcpts,
 				 env.nrcpts) < 0) {
-		r = fail(job, EXIT_WRITE_ERROR, "write envelope");
+		r = fail(job, errno == EFBIG ? EXIT_REFUSED_PERM : EXIT_WRITE_ERROR,
+			 "write envelope");
 		goto out;
 	}
 	r = commit(job);

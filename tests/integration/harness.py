@@ -15,6 +15,7 @@ import smtplib
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -243,6 +244,35 @@ class Instance:
                     break
                 chunks.append(chunk)
             return b"".join(chunks).decode("utf-8", "replace")
+
+    def queue(self, envelope, message=b"Subject: queued directly\n\nbody line\n", qid=None):
+        """Runs tern-queue as qmail-queue is run: MESSAGE on fd 0, ENVELOPE
+        (bytes, raw) on fd 1, a pipe written from a thread; TERN_QID if QID.
+        Returns (exit code, stderr)."""
+        env = self.env()
+        env.pop("TERN_QID", None)
+        if qid is not None:
+            env["TERN_QID"] = qid
+        read_end, write_end = os.pipe()
+        try:
+            proc = subprocess.Popen([self.program("tern-queue")], stdin=subprocess.PIPE,
+                                    stdout=read_end, stderr=subprocess.PIPE, env=env)
+        finally:
+            os.close(read_end)
+
+        def feed():
+            try:
+                with os.fdopen(write_end, "wb") as f:
+                    f.write(envelope)
+            except BrokenPipeError:
+                pass  # tern-queue refused before reading it all
+        writer = threading.Thread(target=feed)
+        writer.start()
+        try:
+            _, err = proc.communicate(message, timeout=60)
+        finally:
+            writer.join()
+        return proc.returncode, err.decode("utf-8", "replace")
 
     def swaks(self, *args, check=False):
         return run(["swaks", "--server", "127.0.0.1:%d" % self.port, "--helo", "client.test"]

@@ -14,25 +14,7 @@ GOOD = b"F" + SENDER + b"\0Talice@example.test\0\0"
 
 
 def queue(t, envelope, message=MESSAGE, qid=None):
-    """Runs tern-queue with MESSAGE on fd 0 and ENVELOPE on fd 1 (a pipe);
-    returns (exit code, stderr)."""
-    env = t.env()
-    env.pop("TERN_QID", None)
-    if qid is not None:
-        env["TERN_QID"] = qid
-    read_end, write_end = os.pipe()
-    try:
-        proc = subprocess.Popen([harness.program("tern-queue")], stdin=subprocess.PIPE,
-                                stdout=read_end, stderr=subprocess.PIPE, env=env)
-    finally:
-        os.close(read_end)
-    try:
-        with os.fdopen(write_end, "wb") as f:
-            f.write(envelope)  # small enough for the pipe's buffer
-    except BrokenPipeError:
-        pass  # tern-queue refused before reading it
-    _, err = proc.communicate(message, timeout=30)
-    return proc.returncode, err.decode("utf-8", "replace")
+    return t.queue(envelope, message, qid)
 
 
 def incoming(t):
@@ -120,6 +102,32 @@ def test_line_break_in_address():
         assert t.spool_files() == []
 
 
+def test_control_characters_in_address():
+    # A TAB would shift the fields of tern-deliver's state file.
+    with Instance(smtpd=False, deliver=False) as t:
+        for bad in (b"al\tice@example.test", b"al\x01ice@example.test", b"al\x7fice@example.test"):
+            code, err = queue(t, b"F" + SENDER + b"\0T" + bad + b"\0\0")
+            assert code == 31, (bad, code, err)
+        code, err = queue(t, b"F" + SENDER + b"\tx\0Talice@example.test\0\0")
+        assert code == 31, (code, err)
+        assert t.spool_files() == []
+
+
+def test_too_many_recipients():
+    with Instance(smtpd=False, deliver=False) as t:
+        def envelope(n):
+            return (b"F" + SENDER + b"\0" + b"".join(b"Tr%d@example.test\0" % i for i in range(n))
+                    + b"\0")
+        code, err = queue(t, envelope(10001))
+        assert code == 31, (code, err)
+        assert "too many recipients" in err, err
+        assert t.spool_files() == []
+        code, err = queue(t, envelope(10000))
+        assert code == 0, (code, err)
+        (m,) = json.loads(t.ternctl("queue", "--json").stdout)
+        assert len(m["rcpts"]) == 10000
+
+
 def test_malformed_qid():
     with Instance(smtpd=False, deliver=False) as t:
         code, err = queue(t, GOOD, qid="bad-id!")
@@ -137,6 +145,16 @@ def test_qid_already_taken():
         assert t.spool_files() == [path]
         with open(path, "rb") as f:
             assert f.read().startswith(MESSAGE)
+
+
+def test_qid_of_a_leftover_state_file_is_taken():
+    # A state file left by a crash must never be applied to a new message.
+    with Instance(smtpd=False, deliver=False) as t:
+        with open(os.path.join(t.spool, "state", "Left0ver"), "w") as f:
+            f.write("tern-state 1\n")
+        code, err = queue(t, GOOD, qid="Left0ver")
+        assert code == 71, (code, err)
+        assert incoming(t) == []
 
 
 def test_valid_qid_names_the_file():
