@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -34,6 +35,7 @@
 #define OUTPUT_MAX 512
 #define DOUBLE_BOUNCE_SENDER "#@[]"
 #define COUNTERS_INTERVAL 1
+#define LOCK_TRIES 20		/* tenths of a second */
 
 struct message {
 	struct message *prev, *next;
@@ -149,13 +151,24 @@ static void remove_message(struct deliver *d, struct message *m)
 {
 	char path[PATH_MAX];
 
-	if (spool_path(path, sizeof path, d->conf.spool, "queue", m->id) == 0)
-		unlink(path);
+	/* state/ first: a crash in between leaves a message to deliver again
+	 * (at least once), never a state file a later message could inherit */
 	if (spool_path(path, sizeof path, d->conf.spool, "state", m->id) == 0)
+		unlink(path);
+	if (spool_path(path, sizeof path, d->conf.spool, "queue", m->id) == 0)
 		unlink(path);
 	log_event("removed", "id=%s", m->id);
 	unlink_message(d, m);
 	free_message(m);
+}
+
+static int discard_state(struct deliver *d, const char *id)
+{
+	char path[PATH_MAX];
+
+	if (spool_path(path, sizeof path, d->conf.spool, "state", id) == 0 && unlink(path) == 0)
+		log_event("error", "id=%s what=state error=\"a leftover state file, removed\"", id);
+	return 0;
 }
 
 /* Reads queue/ID (moving it there from incoming/ first if FROM_INCOMING). */
@@ -199,16 +212,25 @@ static void load_message(struct deliver *d, const char *id, bool from_incoming)
 	m->msglen = env.msglen;
 	struct rcpt_record *records;
 	size_t nrecords;
-	int st = spool_read_state(d->conf.spool, id, &records, &nrecords);
+	/* a message just taken from incoming/ has no past: any state/ID is a
+	 * leftover and must not be applied to it */
+	int st = from_incoming ? discard_state(d, id)
+			       : spool_read_state(d->conf.spool, id, &records, &nrecords);
 	if (st == 1) {
 		m->rcpts = records;
 		m->n = m->cap = nrecords;
 	} else {
 		if (st < 0)
 			log_event("error", "id=%s what=state error=%s", id, strerror(errno));
-		for (size_t i = 0; i < env.nrcpts; i++)
-			if (add_rcpt(m, env.rcpts[i], env.rcpts[i], 0) < 0)
+		for (size_t i = 0; i < env.nrcpts; i++) {
+			if (add_rcpt(m, env.rcpts[i], env.rcpts[i], 0) < 0) {
+				/* never a message with recipients left out: try again later */
 				log_event("error", "id=%s what=memory", id);
+				spool_free_envelope(&env);
+				free_message(m);
+				return;
+			}
+		}
 	}
 	spool_free_envelope(&env);
 	m->dirty = false;
@@ -469,19 +491,20 @@ static void send_bounces(struct deliver *d, struct message *m, time_t now)
 		report_free(&rep);
 		return;
 	}
-	char to[ADDR_BUFFER + 16];
+	char postmaster[ADDR_BUFFER + 16];
+	const char *to = m->sender;
 	const char *from = "";
 	const char *outcome = "dsn";
 	int r = 0;
 	if (strcmp(m->sender, DOUBLE_BOUNCE_SENDER) == 0) {
 		outcome = "dropped";	/* a failed report to the postmaster: the end */
 	} else if (m->sender[0] == '\0') {
-		postmaster_address(d, to, sizeof to);
+		postmaster_address(d, postmaster, sizeof postmaster);
+		to = postmaster;
 		from = DOUBLE_BOUNCE_SENDER;
 		outcome = "postmaster";
 		r = inject_report(d, m, from, to, rep.rcpts, rep.n, false);
 	} else {
-		str_copy(to, sizeof to, m->sender);
 		r = inject_report(d, m, from, to, rep.rcpts, rep.n, false);
 	}
 	if (r < 0) {
@@ -639,8 +662,12 @@ static int drop_privileges(const struct deliver *d, const char *maildir, const c
 			return -1;
 		uid = pw->pw_uid, gid = pw->pw_gid;
 	} else {
+		/* A symlink there answers for itself, unless root made it: a
+		 * user's link must not borrow another account's identity. */
 		struct stat st;
-		if (stat(maildir, &st) < 0)
+		if (lstat(maildir, &st) < 0)
+			return -1;
+		if (S_ISLNK(st.st_mode) && st.st_uid == 0 && stat(maildir, &st) < 0)
 			return -1;
 		uid = st.st_uid, gid = st.st_gid;
 	}
@@ -788,7 +815,7 @@ static void dispatch(struct deliver *d, time_t now)
 	for (struct message *m = d->head, *next; m; m = next) {
 		next = m->next;
 		bool touched = false;
-		for (size_t i = 0; i < m->n && !d->stopping; i++) {
+		for (size_t i = 0; i < m->n && !d->stopping && !m->doomed; i++) {
 			if (!due(&m->rcpts[i], now) || (m->inflight && in_flight(d, m, i)))
 				continue;
 			if (!route(d, m, i, now))
@@ -829,6 +856,8 @@ static void finish_delivery(struct deliver *d, struct slot *slot, int status, ti
 		log_event("delivered", "id=%s rcpt=%s to=%s", m->id, r->addr, slot->target);
 	} else if (code == 100) {
 		fail(m, r, output[0] ? output : "5.0.0 permanent failure in tern-local");
+	} else if (r->state == RCPT_HELD || r->state == RCPT_FAILED) {
+		/* held or returned by a request while this delivery ran: keep that */
 	} else {
 		if (output[0] == '\0')
 			snprintf(output, sizeof output, "4.3.0 tern-local ended with status %d", code);
@@ -1014,7 +1043,7 @@ static int next_timeout(struct deliver *d, time_t now)
 		for (size_t i = 0; i < m->n; i++) {
 			const struct rcpt_record *r = &m->rcpts[i];
 			bool waiting = r->state == RCPT_PENDING || r->state == RCPT_DEFERRED ||
-				       r->state == RCPT_FAILED;
+				       (r->state == RCPT_FAILED && m->inflight == 0);
 			if (waiting && !in_flight(d, m, i) && r->next_try < wake)
 				wake = r->next_try;
 		}
@@ -1082,6 +1111,33 @@ static void run_loop(struct deliver *d)
 	write_counters(d, time(NULL), true);
 }
 
+/* One tern-deliver a spool: two would deliver everything twice.  The lock
+ * goes with the process, kill -9 included; a moment's wait covers a child
+ * of a killed one that has not yet reached exec. */
+static int lock_spool(struct deliver *d)
+{
+	char path[PATH_MAX];
+
+	if (spool_path(path, sizeof path, d->conf.spool, "control", "deliver.lock") < 0)
+		return -1;
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		fprintf(stderr, "tern-deliver: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	for (int tries = 0; flock(fd, LOCK_EX | LOCK_NB) < 0; tries++) {
+		if (errno != EWOULDBLOCK || tries == LOCK_TRIES) {
+			fprintf(stderr, "tern-deliver: %s: %s\n", path, errno == EWOULDBLOCK
+				? "another tern-deliver is running on this spool" : strerror(errno));
+			close(fd);
+			return -1;
+		}
+		struct timespec pause = { 0, 100 * 1000 * 1000 };
+		nanosleep(&pause, NULL);
+	}
+	return 0;	/* fd stays open, and locked, until the process ends */
+}
+
 static int setup(struct deliver *d, const char *config_flag)
 {
 	char err[CONF_ERROR_MAX], path[PATH_MAX];
@@ -1099,6 +1155,8 @@ static int setup(struct deliver *d, const char *config_flag)
 		fprintf(stderr, "tern-deliver: cannot find tern-local and tern-queue\n");
 		return -1;
 	}
+	if (lock_spool(d) < 0)
+		return -1;
 	d->have_remote = find_program("tern-remote", path, sizeof path) == 0;
 	recipient_tables_init(&d->tables, &d->conf);
 	d->nslots = d->conf.local_concurrency > 0 ? d->conf.local_concurrency : 1;

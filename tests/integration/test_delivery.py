@@ -9,7 +9,6 @@ import pwd
 import re
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
 
@@ -17,6 +16,7 @@ import harness
 from harness import Instance, Skip, wait_until
 
 FAST_RETRY = "retry_first = 1s\nretry_max = 1s"
+ALIAS_LOOP = "a@example.test b@example.test\nb@example.test a@example.test\n"
 
 
 def body(subject="test", text="hello"):
@@ -153,8 +153,7 @@ def test_bare_postmaster_in_alias_value():
 
 def test_alias_loop_bounces_with_5_4_6():
     with Instance() as t:
-        t.write_table("aliases", "a@example.test b@example.test\n"
-                      "b@example.test a@example.test\n")
+        t.write_table("aliases", ALIAS_LOOP)
         t.write_table("mailboxes", "carol@example.test ../mail/alice/Maildir\n")
         send(t, "carol@example.test", ["a@example.test"], body("looping"))
         (raw,) = t.wait_for_messages("alice", 1)
@@ -290,7 +289,7 @@ def test_delay_warning_is_sent_once():
 
 def test_big_message_bounces_with_headers_only():
     with Instance(conf="bounce_max_size = 2K") as t:
-        t.write_table("aliases", "a@example.test b@example.test\nb@example.test a@example.test\n")
+        t.write_table("aliases", ALIAS_LOOP)
         t.write_table("mailboxes", "carol@example.test ../mail/alice/Maildir\n")
         big = body("bulky", ("x" * 70 + "\r\n") * 200)
         send(t, "carol@example.test", ["a@example.test"], big)
@@ -305,8 +304,7 @@ def test_big_message_bounces_with_headers_only():
 def test_failed_bounce_goes_to_postmaster_once():
     # nobody@example.test does not exist, so the bounce to it fails for good.
     with Instance() as t:
-        t.write_table("aliases", "a@example.test b@example.test\nb@example.test a@example.test\n"
-                      "postmaster@example.test bob@example.test\n")
+        t.write_table("aliases", ALIAS_LOOP + "postmaster@example.test bob@example.test\n")
         t.stop_deliver()
         queue_directly(t, b"nobody@example.test", [b"a@example.test"])
         t.start_deliver()
@@ -322,8 +320,7 @@ def test_failed_bounce_goes_to_postmaster_once():
 
 def test_bounce_of_a_bounce_goes_to_postmaster():
     with Instance() as t:
-        t.write_table("aliases", "a@example.test b@example.test\nb@example.test a@example.test\n"
-                      "postmaster@example.test bob@example.test\n")
+        t.write_table("aliases", ALIAS_LOOP + "postmaster@example.test bob@example.test\n")
         send(t, "", ["a@example.test"], body("already a bounce"))
         (raw,) = t.wait_for_messages("bob", 1)
         assert raw.startswith(b"Return-Path: <#@[]>\n"), raw[:80]
@@ -334,8 +331,7 @@ def test_bounce_of_a_bounce_goes_to_postmaster():
 
 def test_failed_postmaster_report_is_dropped_not_looped():
     with Instance() as t:
-        t.write_table("aliases", "a@example.test b@example.test\nb@example.test a@example.test\n"
-                      "postmaster@example.test gone@example.test\n")
+        t.write_table("aliases", ALIAS_LOOP + "postmaster@example.test gone@example.test\n")
         send(t, "", ["a@example.test"])
         wait_until(lambda: "report=dropped" in t.log("deliver"), 20, "a dropped report")
         t.wait_spool_empty()
@@ -344,16 +340,46 @@ def test_failed_postmaster_report_is_dropped_not_looped():
         assert t.spool_files() == []
 
 
-def queue_directly(t, sender, rcpts, message=b"Subject: direct\n\nhi\n"):
+def queue_directly(t, sender, rcpts, message=b"Subject: direct\n\nhi\n", qid=None):
     envelope = b"F" + sender + b"\0" + b"".join(b"T" + r + b"\0" for r in rcpts) + b"\0"
-    read_end, write_end = os.pipe()
-    proc = subprocess.Popen([harness.program("tern-queue")], stdin=subprocess.PIPE,
-                            stdout=read_end, stderr=subprocess.PIPE, env=t.env())
-    os.close(read_end)
-    with os.fdopen(write_end, "wb") as f:
-        f.write(envelope)
-    _, err = proc.communicate(message, timeout=30)
-    assert proc.returncode == 0, err
+    code, err = t.queue(envelope, message, qid)
+    assert code == 0, (code, err)
+
+
+def test_bounce_to_a_long_sender_keeps_the_address():
+    # tern-queue takes addresses up to 1002 octets; this one is no valid
+    # address, so its bounce fails in turn and the postmaster hears of it.
+    sender = b"s" * 300 + b"@" + b"d" * 60 + b".test"
+    with Instance() as t:
+        queue_directly(t, sender, [b"nosuchuser@example.test"])
+        (raw,) = t.wait_for_messages("alice", 1)  # postmaster@example.test
+        assert raw.startswith(b"Return-Path: <#@[]>\n"), raw[:80]
+        _, _, _, (r,), _ = dsn_parts(raw)
+        assert r["final-recipient"] == "rfc822; " + sender.decode(), r
+        t.wait_spool_empty()
+
+
+def test_a_leftover_state_file_is_not_applied_to_a_new_message():
+    with Instance(deliver=False) as t:
+        queue_directly(t, b"sender@remote.test", [b"alice@example.test"], qid="Stale1")
+        with open(os.path.join(t.spool, "state", "Stale1"), "w") as f:
+            f.write("tern-state 1\ndelivered\t0\t1\t0\t-\talice@example.test"
+                    "\talice@example.test\t\n")
+        t.start_deliver()
+        t.wait_for_messages("alice", 1)
+        t.wait_spool_empty()
+
+
+def test_one_tern_deliver_per_spool():
+    with Instance() as t:
+        second = harness.run([t.program("tern-deliver"), "-C", t.conf], check=False,
+                             env=t.env())
+        assert second.returncode == 111, second
+        assert "another tern-deliver is running on this spool" in second.stderr
+        send(t, "sender@remote.test", ["alice@example.test"])
+        t.wait_for_messages("alice", 1)
+        t.wait_spool_empty()
+        assert len(t.messages("alice")) == 1
 
 
 # ---- concurrency and crashes ----
