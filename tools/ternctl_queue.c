@@ -154,7 +154,7 @@ static void print_json_message(FILE *f, const char *id, const struct message_vie
 		const struct rcpt_record *r = &v->rcpts[i];
 		json_string(f, r->addr);
 		fprintf(f, ", \"state\": \"%s\", \"next_try\": ", shown_state(r->state));
-		if (r->state == RCPT_DEFERRED)
+		if (r->state == RCPT_DEFERRED || (r->state == RCPT_PENDING && r->next_try > 0))
 			fprintf(f, "%lld", (long long)r->next_try);
 		else
 			fprintf(f, "null");
@@ -316,8 +316,12 @@ int cmd_show(struct ctl *ctl)
 	str_copy(m.id, sizeof m.id, ctl->argv[0]);
 	str_copy(m.dir, sizeof m.dir, "incoming");
 	if (load_view(conf.spool, &m, &v) < 0) {
-		fprintf(stderr, "ternctl show: no message %s in the queue\n", m.id);
-		return CTL_REFUSED;
+		if (errno == ENOENT && access(conf.spool, X_OK) == 0) {
+			fprintf(stderr, "ternctl show: no message %s in the queue\n", m.id);
+			return CTL_REFUSED;
+		}
+		fprintf(stderr, "ternctl show: %s: %s: %s\n", conf.spool, m.id, strerror(errno));
+		return CTL_TEMPORARY;
 	}
 	print_text_message(stdout, m.id, &v, time(NULL));
 	printf("\n");
