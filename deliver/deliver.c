@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -688,6 +689,42 @@ static struct slot *free_slot(struct deliver *d)
 	return NULL;
 }
 
+/* Runs tern-local with MESSAGE as fd 0 and REASON as fd 1.  When the
+ * identity stays (an instance, or not root) posix_spawn does it without
+ * copying this process, which is much cheaper than fork; otherwise the
+ * child of a fork takes on the Maildir owner's identity first. */
+static pid_t start_local(struct deliver *d, int message, int reason, char **argv,
+			 const char *maildir, const char *login)
+{
+	extern char **environ;
+
+	if (d->conf.instance || geteuid() != 0) {
+		posix_spawn_file_actions_t actions;
+		pid_t pid;
+		if (posix_spawn_file_actions_init(&actions) != 0)
+			return -1;
+		int r = posix_spawn_file_actions_adddup2(&actions, message, 0);
+		if (r == 0)
+			r = posix_spawn_file_actions_adddup2(&actions, reason, 1);
+		if (r == 0)
+			r = posix_spawn(&pid, d->local_program, &actions, NULL, argv, environ);
+		posix_spawn_file_actions_destroy(&actions);
+		return r == 0 ? pid : -1;
+	}
+	pid_t pid = fork();
+	if (pid != 0)
+		return pid;
+	if (dup2(message, 0) < 0 || dup2(reason, 1) < 0)
+		_exit(111);
+	if (drop_privileges(d, maildir, login) < 0) {
+		dprintf(1, "4.3.0 cannot take on the Maildir owner's identity (never root)\n");
+		_exit(111);
+	}
+	execv(d->local_program, argv);
+	dprintf(1, "4.3.0 cannot run tern-local: %s\n", strerror(errno));
+	_exit(111);
+}
+
 static void spawn_local(struct deliver *d, struct message *m, size_t ri,
 			const struct resolution *res)
 {
@@ -709,24 +746,13 @@ static void spawn_local(struct deliver *d, struct message *m, size_t ri,
 	}
 	snprintf(length, sizeof length, "%llu", (unsigned long long)m->msglen);
 	const char *login = res->kind == RESOLVE_SYSTEM ? res->key : NULL;
-	pid_t pid = fork();
+	char *argv[] = { "tern-local", "--length", length, (char *)res->value,
+			 m->rcpts[ri].addr, m->sender, NULL };
+	pid_t pid = start_local(d, fd, out[1], argv, res->value, login);
 	if (pid < 0) {
 		close(fd), close(out[0]), close(out[1]);
-		defer(d, m, &m->rcpts[ri], "4.3.0 cannot fork tern-local", time(NULL));
+		defer(d, m, &m->rcpts[ri], "4.3.0 cannot start tern-local", time(NULL));
 		return;
-	}
-	if (pid == 0) {
-		if (dup2(fd, 0) < 0 || dup2(out[1], 1) < 0)
-			_exit(111);
-		if (drop_privileges(d, res->value, login) < 0) {
-			dprintf(1, "4.3.0 cannot take on the Maildir owner's identity (never root)\n");
-			_exit(111);
-		}
-		const char *sender = m->sender;
-		execl(d->local_program, "tern-local", "--length", length, res->value,
-		      m->rcpts[ri].addr, sender, (char *)NULL);
-		dprintf(1, "4.3.0 cannot run tern-local: %s\n", strerror(errno));
-		_exit(111);
 	}
 	close(fd);
 	close(out[1]);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,16 +30,33 @@ static int lift(int fd)
 	return moved;
 }
 
-static void child(const char *program, int message, int envelope, int custom,
-		  const char *qid, const char *config)
+/* posix_spawn, not fork: no copy of this process's page tables and no
+ * copy-on-write faults afterwards, which is most of the cost of a fork. */
+static pid_t spawn(const char *program, int message, int envelope, int custom,
+		   const char *qid, const char *config)
 {
-	if (dup2(message, 0) < 0 || dup2(envelope, 1) < 0 || dup2(custom, 6) < 0)
-		_exit(81);
+	extern char **environ;
+	posix_spawn_file_actions_t actions;
+	pid_t pid;
+
 	if (setenv("TERN_QID", qid, 1) < 0 || setenv("TERN_CONFIG", config, 1) < 0)
-		_exit(51);
-	execl(program, program, (char *)NULL);
-	log_event("error", "what=exec program=%s error=%s", program, strerror(errno));
-	_exit(81);
+		return -1;
+	if (posix_spawn_file_actions_init(&actions) != 0)
+		return -1;
+	int r = posix_spawn_file_actions_adddup2(&actions, message, 0);
+	if (r == 0)
+		r = posix_spawn_file_actions_adddup2(&actions, envelope, 1);
+	if (r == 0)
+		r = posix_spawn_file_actions_adddup2(&actions, custom, 6);
+	if (r == 0)
+		r = posix_spawn(&pid, program, &actions, NULL, (char *[]){ (char *)program, NULL },
+				environ);
+	posix_spawn_file_actions_destroy(&actions);
+	if (r != 0) {
+		log_event("error", "what=exec program=%s error=%s", program, strerror(r));
+		return -1;
+	}
+	return pid;
 }
 
 int queue_start(struct queue_client *q, const char *qid, const char *config)
@@ -67,15 +85,13 @@ int queue_start(struct queue_client *q, const char *qid, const char *config)
 		return -1;
 	}
 	mp[0] = lift(mp[0]), ep[0] = lift(ep[0]), cp[1] = lift(cp[1]);
-	q->pid = fork();
+	q->pid = spawn(program, mp[0], ep[0], cp[1], qid, config);
+	close(mp[0]), close(ep[0]), close(cp[1]);
 	if (q->pid < 0) {
-		close(mp[0]), close(mp[1]), close(ep[0]), close(ep[1]);
-		close(cp[0]), close(cp[1]);
+		close(mp[1]), close(cp[0]);
+		q->pid = 0;
 		return -1;
 	}
-	if (q->pid == 0)
-		child(program, mp[0], ep[0], cp[1], qid, config);
-	close(mp[0]), close(ep[0]), close(cp[1]);
 	q->message_fd = mp[1];
 	q->envelope_fd = ep[1];
 	q->custom_fd = cp[0];
