@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -689,12 +691,36 @@ static struct slot *free_slot(struct deliver *d)
 	return NULL;
 }
 
-/* Runs tern-local with MESSAGE as fd 0 and REASON as fd 1.  When the
- * identity stays (an instance, or not root) posix_spawn does it without
- * copying this process, which is much cheaper than fork; otherwise the
- * child of a fork takes on the Maildir owner's identity first. */
-static pid_t start_local(struct deliver *d, int message, int reason, char **argv,
-			 const char *maildir, const char *login)
+/* A copy of the message alone, for a tern-local that runs as someone
+ * else: the spool file's envelope names every recipient (Bcc too). */
+static int message_only(int message, uint64_t length)
+{
+	int copy = memfd_create("tern-message", MFD_CLOEXEC);
+	off_t offset = 0;
+
+	if (copy < 0)
+		return -1;
+	while ((uint64_t)offset < length) {
+		ssize_t n = sendfile(copy, message, &offset, (size_t)(length - (uint64_t)offset));
+		if (n <= 0) {
+			close(copy);
+			return -1;
+		}
+	}
+	if (lseek(copy, 0, SEEK_SET) < 0) {
+		close(copy);
+		return -1;
+	}
+	return copy;
+}
+
+/* Runs tern-local with the message (LENGTH octets of MESSAGE) as fd 0 and
+ * REASON as fd 1.  When the identity stays (an instance, or not root)
+ * posix_spawn does it without copying this process, which is much
+ * cheaper than fork; otherwise the child of a fork takes on the Maildir
+ * owner's identity first, with only the message to read. */
+static pid_t start_local(struct deliver *d, int message, uint64_t length, int reason,
+			 char **argv, const char *maildir, const char *login)
 {
 	extern char **environ;
 
@@ -714,8 +740,13 @@ static pid_t start_local(struct deliver *d, int message, int reason, char **argv
 	pid_t pid = fork();
 	if (pid != 0)
 		return pid;
-	if (dup2(message, 0) < 0 || dup2(reason, 1) < 0)
+	if (dup2(reason, 1) < 0)
 		_exit(111);
+	int copy = message_only(message, length);
+	if (copy < 0 || dup2(copy, 0) < 0) {
+		dprintf(1, "4.3.0 cannot copy the message for tern-local: %s\n", strerror(errno));
+		_exit(111);
+	}
 	if (drop_privileges(d, maildir, login) < 0) {
 		dprintf(1, "4.3.0 cannot take on the Maildir owner's identity (never root)\n");
 		_exit(111);
@@ -748,7 +779,7 @@ static void spawn_local(struct deliver *d, struct message *m, size_t ri,
 	const char *login = res->kind == RESOLVE_SYSTEM ? res->key : NULL;
 	char *argv[] = { "tern-local", "--length", length, (char *)res->value,
 			 m->rcpts[ri].addr, m->sender, NULL };
-	pid_t pid = start_local(d, fd, out[1], argv, res->value, login);
+	pid_t pid = start_local(d, fd, m->msglen, out[1], argv, res->value, login);
 	if (pid < 0) {
 		close(fd), close(out[0]), close(out[1]);
 		defer(d, m, &m->rcpts[ri], "4.3.0 cannot start tern-local", time(NULL));

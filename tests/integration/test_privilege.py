@@ -75,3 +75,37 @@ def run_as_root_owned_maildir(sbin):
         wait_until(lambda: "deferred id=" in t.log("deliver"), 20, "a deferral")
         assert "never root" in t.log("deliver")
         assert t.messages("bob") == []
+
+
+def test_tern_local_as_the_owner_reads_the_message_only():
+    # The spool file's envelope lists every recipient, Bcc included: a
+    # tern-local running as one of them must get the message alone.
+    user = make_user()
+    root, sbin = install_tree()
+    seen = os.path.join(root, "seen")
+    os.mkdir(seen)
+    os.chown(seen, user.pw_uid, user.pw_gid)
+    spy = os.path.join(root, "libexec", "tern", "tern-local")
+    with open(spy, "w") as f:
+        f.write("#!/bin/sh\ncat > %s/stdin\nid -u > %s/uid\necho '4.3.0 spy'\nexit 111\n"
+                % (seen, seen))
+    os.chmod(spy, 0o755)
+    try:
+        with Instance(deliver=False, bindir=sbin) as t:
+            installed_mode(t)
+            chown_tree(t.maildir("bob"), user.pw_uid, user.pw_gid)
+            t.start_deliver()
+            with t.smtp() as s:
+                s.sendmail("alice@example.test", ["bob@example.test", "secret@example.test"],
+                           b"Subject: p\r\n\r\nx\r\n")
+            wait_until(lambda: os.path.exists(os.path.join(seen, "uid")), 20, "the spy")
+            with open(os.path.join(seen, "stdin"), "rb") as f:
+                data = f.read()
+            assert data.endswith(b"Subject: p\n\nx\n"), data
+            assert b"secret@" not in data and b"rcpt " not in data and b"TERN1" not in data
+            wait_until(lambda: open(os.path.join(seen, "uid")).read().strip(), 5, "uid")
+            with open(os.path.join(seen, "uid")) as f:
+                assert int(f.read()) == user.pw_uid
+    finally:
+        subprocess.run(["userdel", TEST_USER], stderr=subprocess.DEVNULL)
+        shutil.rmtree(root, ignore_errors=True)
