@@ -449,3 +449,32 @@ def test_system_domain_delivers_to_home_maildir():
         harness.run(["userdel", login], check=False)
         shutil.rmtree(home, ignore_errors=True)
     assert login not in [p.pw_name for p in pwd.getpwall()]
+
+
+def test_no_busy_loop_while_a_bounce_waits_for_a_delivery():
+    # A failed recipient whose message still has a delivery running must
+    # not make tern-deliver poll with timeout 0 until that delivery ends.
+    root, sbin = harness.install_tree()
+    libexec = os.path.join(root, "libexec", "tern")
+    os.rename(os.path.join(libexec, "tern-local"), os.path.join(libexec, "real-tern-local"))
+    with open(os.path.join(libexec, "tern-local"), "w") as f:
+        f.write('#!/bin/sh\nsleep 3\nexec "$(dirname "$0")/real-tern-local" "$@"\n')
+    os.chmod(os.path.join(libexec, "tern-local"), 0o755)
+    try:
+        with Instance(bindir=sbin) as t:
+            queue_directly(t, b"bob@example.test", [b"alice@example.test",
+                                                      b"nobody@example.test"])
+            wait_until(lambda: "bounced id=" in t.log("deliver") or
+                       cpu_seconds(t.deliver_proc.pid) > 1.5, 20, "the slow delivery")
+            t.wait_for_messages("alice", 1)
+            used = cpu_seconds(t.deliver_proc.pid)
+            assert used < 1.5, "tern-deliver used %.1f s of CPU waiting" % used
+            t.wait_spool_empty()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
