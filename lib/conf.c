@@ -1,58 +1,73 @@
 #include "conf.h"
 
 #include <ctype.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "addr.h"
+#include "spool.h"
 #include "util.h"
 
-enum kind { K_STRING, K_PATH, K_PATH_LIST, K_BOOL, K_DURATION, K_SIZE, K_COUNT, K_PORT };
+enum kind {
+	K_STRING, K_HOSTNAME, K_ADDRESS, K_PATH, K_PATH_LIST, K_BOOL, K_DURATION, K_SIZE,
+	K_COUNT, K_PORT
+};
 
 struct key {
 	const char *name;
 	enum kind kind;
 	size_t offset;
 	size_t size;
+	uint64_t min, max;	/* numbers: the allowed range, when max > 0 */
+	const char *range;	/* the message for a number out of it */
 };
 
 #define FIELD(name, kind) { #name, kind, offsetof(struct tern_conf, name), \
-		sizeof(((struct tern_conf *)0)->name) }
+		sizeof(((struct tern_conf *)0)->name), 0, 0, NULL }
+#define RANGED(name, kind, min, max, range) { #name, kind, \
+		offsetof(struct tern_conf, name), sizeof(((struct tern_conf *)0)->name), \
+		min, max, range }
+
+/* No size setting goes above this, so no sum of two can overflow. */
+#define SIZE_SETTING_MAX ((uint64_t)1 << 50)
 
 static const struct key keys[] = {
-	FIELD(hostname, K_STRING),
+	FIELD(hostname, K_HOSTNAME),
 	FIELD(instance, K_BOOL),
 	FIELD(spool, K_PATH),
 	FIELD(max_message_size, K_SIZE),
-	FIELD(max_recipients, K_COUNT),
+	RANGED(max_recipients, K_COUNT, 1, SPOOL_RCPTS_MAX, "expected a number from 1 to 10000"),
 	FIELD(max_errors, K_COUNT),
-	FIELD(max_line_length, K_COUNT),
+	RANGED(max_line_length, K_COUNT, 1, 1 << 20, "expected a number from 1 to 1048576"),
 	FIELD(max_header_size, K_SIZE),
-	FIELD(max_received, K_COUNT),
-	FIELD(command_timeout, K_DURATION),
-	FIELD(data_timeout, K_DURATION),
+	RANGED(max_received, K_COUNT, 1, 1000, "expected a number from 1 to 1000"),
+	RANGED(command_timeout, K_DURATION, 1, 86400, "expected a duration from 1s to 1d"),
+	RANGED(data_timeout, K_DURATION, 1, 86400, "expected a duration from 1s to 1d"),
 	FIELD(queue_minfree, K_SIZE),
 	FIELD(recipient_delimiter, K_STRING),
-	FIELD(local_concurrency, K_COUNT),
-	FIELD(remote_concurrency, K_COUNT),
-	FIELD(remote_concurrency_per_destination, K_COUNT),
+	RANGED(local_concurrency, K_COUNT, 1, 1000, "expected a number from 1 to 1000"),
+	RANGED(remote_concurrency, K_COUNT, 1, 10000, "expected a number from 1 to 10000"),
+	RANGED(remote_concurrency_per_destination, K_COUNT, 1, 10000,
+	       "expected a number from 1 to 10000"),
 	FIELD(retry_first, K_DURATION),
 	FIELD(retry_max, K_DURATION),
 	FIELD(queue_lifetime, K_DURATION),
 	FIELD(delay_warning, K_BOOL),
 	FIELD(delay_warning_after, K_DURATION),
 	FIELD(bounce_max_size, K_SIZE),
-	FIELD(dns_server, K_STRING),
+	FIELD(dns_server, K_ADDRESS),
 	FIELD(smtp_port, K_PORT),
 	FIELD(tls_cert, K_PATH_LIST),
 	FIELD(tls_key, K_PATH_LIST),
 	FIELD(tls_priority, K_STRING),
-	FIELD(tls_handshake_timeout, K_DURATION),
+	RANGED(tls_handshake_timeout, K_DURATION, 1, 86400, "expected a duration from 1s to 1d"),
 	FIELD(tls_ca_file, K_PATH),
 	FIELD(auth_plaintext, K_BOOL),
-	FIELD(auth_max_failures, K_COUNT),
+	RANGED(auth_max_failures, K_COUNT, 1, 1000, "expected a number from 1 to 1000"),
 	FIELD(auth_checkpassword, K_PATH),
 	FIELD(received_auth, K_BOOL),
 };
@@ -203,6 +218,58 @@ static const char *resolve_list(const struct tern_conf *c, const char *value, ch
 	return NULL;
 }
 
+static bool out_of_range(const struct key *key, uint64_t number)
+{
+	return key->max > 0 && (number < key->min || number > key->max);
+}
+
+/* A domain name or an address literal such as [192.0.2.1], in ASCII: what
+ * a banner and a Received header can name. */
+static bool valid_hostname(const char *s)
+{
+	char probe[ADDR_BUFFER + 2];
+	struct mailbox m;
+
+	if (snprintf(probe, sizeof probe, "x@%s", s) >= (int)sizeof probe)
+		return false;
+	return addr_parse(probe, &m) == ADDR_OK && !m.utf8 && m.domain[0] != '\0';
+}
+
+bool conf_server_address_valid(const char *s)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	unsigned char buf[sizeof(struct in6_addr)];
+	const char *port = NULL;
+
+	if (s[0] == '[') {
+		const char *end = strchr(s, ']');
+		if (end == NULL || (size_t)(end - s - 1) >= sizeof host)
+			return false;
+		memcpy(host, s + 1, (size_t)(end - s - 1));
+		host[end - s - 1] = '\0';
+		if (end[1] != '\0' && end[1] != ':')
+			return false;
+		port = end[1] == ':' ? end + 2 : NULL;
+		if (inet_pton(AF_INET6, host, buf) != 1)
+			return false;
+	} else {
+		const char *colon = strchr(s, ':');
+		size_t n = colon ? (size_t)(colon - s) : strlen(s);
+		if (n >= sizeof host)
+			return false;
+		memcpy(host, s, n);
+		host[n] = '\0';
+		port = colon ? colon + 1 : NULL;
+		if (inet_pton(AF_INET, host, buf) != 1)
+			return false;
+	}
+	if (port == NULL)
+		return true;
+	uint64_t number;
+	return port[0] != '\0' && strspn(port, "0123456789") == strlen(port) &&
+	       conf_parse_size(port, &number) == 0 && number >= 1 && number <= 65535;
+}
+
 /* Stores VALUE into the field KEY describes; returns a message on error. */
 static const char *set_value(struct tern_conf *c, const struct key *key,
 			     const char *value)
@@ -227,16 +294,30 @@ static const char *set_value(struct tern_conf *c, const struct key *key,
 		return resolve_list(c, value, field, key->size);
 	case K_BOOL:
 		return conf_parse_bool(value, field) < 0 ? "expected yes or no" : NULL;
+	case K_HOSTNAME:
+		if (!valid_hostname(value))
+			return "expected a host name such as mail.example.org";
+		return str_copy(field, key->size, value) ? NULL : "value too long";
+	case K_ADDRESS:
+		if (value[0] != '\0' && !conf_server_address_valid(value))
+			return "expected IP, IP:port or [IPv6]:port";
+		return str_copy(field, key->size, value) ? NULL : "value too long";
 	case K_DURATION:
-		return conf_parse_duration(value, field) < 0
-			? "expected a duration such as 90s, 5m, 2h or 5d" : NULL;
+		if (conf_parse_duration(value, field) < 0)
+			return "expected a duration such as 90s, 5m, 2h or 5d";
+		return out_of_range(key, *(unsigned *)field) ? key->range : NULL;
 	case K_SIZE:
-		return conf_parse_size(value, field) < 0
-			? "expected a size such as 512K, 35M or 1G" : NULL;
+		if (conf_parse_size(value, field) < 0)
+			return "expected a size such as 512K, 35M or 1G";
+		if (*(uint64_t *)field > SIZE_SETTING_MAX)
+			return "expected a size of at most 1048576G";
+		return NULL;
 	case K_COUNT:
 		if (conf_parse_size(value, &number) < 0 || number > UINT32_MAX
 		    || strspn(value, "0123456789") != strlen(value))
 			return "expected a whole number";
+		if (out_of_range(key, number))
+			return key->range;
 		*(unsigned *)field = (unsigned)number;
 		return NULL;
 	case K_PORT:

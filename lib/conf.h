@@ -73,6 +73,8 @@ int conf_path(const struct tern_conf *c, const char *name, char *out, size_t out
 /* Value parsers, shared with the tests. 0 on success. */
 int conf_parse_duration(const char *s, unsigned *out);
 int conf_parse_size(const char *s, uint64_t *out);
+/* IP, IP:port or [IPv6]:port, as dns_server takes it. */
+bool conf_server_address_valid(const char *s);
 int conf_parse_bool(const char *s, bool *out);
 
 #endif

@@ -106,6 +106,11 @@ static int parse_init_args(struct ctl *ctl, struct init_args *a)
 		fprintf(stderr, "ternctl init: '%s' is not a host name\n", a->hostname);
 		return -1;
 	}
+	if (a->dns_server != NULL && !conf_server_address_valid(a->dns_server)) {
+		fprintf(stderr, "ternctl init: '%s' is not IP, IP:port or [IPv6]:port\n",
+			a->dns_server);
+		return -1;
+	}
 	return 0;
 }
 

@@ -240,7 +240,11 @@ def test_init_usage_errors():
                      ["--domain", "example.test", "--user", "-alice"],
                      ["--domain", "example.test", "--user", "a" * 33],
                      ["--domain", "bad_domain..test", "--user", "alice"],
-                     ["--domain", "[127.0.0.1]", "--user", "alice"]):
+                     ["--domain", "[127.0.0.1]", "--user", "alice"],
+                     ["--domain", "example.test", "--user", "alice",
+                      "--dns-server", "127.0.0.1\ninstance = no"],
+                     ["--domain", "example.test", "--user", "alice",
+                      "--hostname", "two words"]):
             r = run([TERNCTL, "init", target] + args, check=False)
             assert r.returncode == 2, (args, r.returncode, r.stderr)
             assert not os.path.exists(os.path.join(target, "etc", "tern.conf")), args

@@ -111,6 +111,16 @@ static void check_fails_at(const char *text, const char *prefix)
 	free(c);
 }
 
+static void check_loads(const char *text)
+{
+	char dir[PATH_MAX], err[CONF_ERROR_MAX];
+	struct tern_conf *c = new_conf();
+
+	test_mkdir(dir);
+	ck_assert_msg(load(c, dir, text, err, sizeof err) == 0, "refused: %s: %s", text, err);
+	free(c);
+}
+
 START_TEST(defaults)
 {
 	char dir[PATH_MAX], err[CONF_ERROR_MAX], path[PATH_MAX];
@@ -303,6 +313,41 @@ START_TEST(bad_values)
 	check_fails_at("hostname = mx.test\nsmtp_port = 65536\n", "tern.conf:2: ");
 	check_fails_at("hostname = mx.test\ndelay_warning = 1\n", "tern.conf:2: ");
 	check_fails_at("hostname = mx.test\nqueue_lifetime = forever\n", "tern.conf:2: ");
+}
+END_TEST
+
+START_TEST(values_out_of_range)
+{
+	check_fails_at("hostname = mx.test\nmax_recipients = 0\n", "tern.conf:2: ");
+	check_fails_at("hostname = mx.test\nmax_recipients = 10001\n", "tern.conf:2: ");
+	check_fails_at("hostname = mx.test\nmax_recipients = 4294967295\n", "tern.conf:2: ");
+	check_fails_at("hostname = mx.test\nlocal_concurrency = 0\n", "tern.conf:2: ");
+	check_fails_at("hostname = mx.test\ncommand_timeout = 0\n", "tern.conf:2: ");
+	check_fails_at("hostname = mx.test\ndata_timeout = 30d\n", "tern.conf:2: ");
+	check_fails_at("hostname = mx.test\nmax_message_size = 2000000G\n", "tern.conf:2: ");
+	check_fails_at("hostname = two words\n", "tern.conf:1: ");
+	check_fails_at("hostname = a..b\n", "tern.conf:1: ");
+	check_fails_at("hostname = mx.test\ndns_server = banana split\n", "tern.conf:2: ");
+	check_fails_at("hostname = mx.test\ndns_server = 127.0.0.1:0\n", "tern.conf:2: ");
+	check_fails_at("hostname = mx.test\ndns_server = ::1\n", "tern.conf:2: ");
+	check_fails_at("hostname = mx.test\ndns_server = [::1\n", "tern.conf:2: ");
+}
+END_TEST
+
+START_TEST(values_at_the_edges_of_their_range)
+{
+	static const char *const good[] = {
+		"hostname = mx.test\nmax_recipients = 10000\n",
+		"hostname = mx.test\nmax_recipients = 1\nmax_errors = 0\n",
+		"hostname = [192.0.2.1]\n",
+		"hostname = mx.test\ndns_server = 127.0.0.1\n",
+		"hostname = mx.test\ndns_server = 127.0.0.1:5353\n",
+		"hostname = mx.test\ndns_server = [::1]:53\n",
+		"hostname = mx.test\ndns_server = [::1]\n",
+		"hostname = mx.test\nqueue_minfree = 1000000G\n",
+	};
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+		check_loads(good[i]);
 }
 END_TEST
 
@@ -551,6 +596,8 @@ Suite *conf_suite(void)
 	tcase_add_test(load_tc, relative_spool);
 	tcase_add_test(load_tc, relative_tls_paths);
 	tcase_add_test(load_tc, instance_spool);
+	tcase_add_test(load_tc, values_out_of_range);
+	tcase_add_test(load_tc, values_at_the_edges_of_their_range);
 	tcase_add_test(load_tc, hostname_required_unless_instance);
 	tcase_add_test(load_tc, relative_config_path);
 	tcase_add_test(load_tc, conf_path_resolves);
