@@ -76,8 +76,8 @@ static void emit(struct data_state *d, char c, char *out, size_t *n)
 static void end_line(struct data_state *d)
 {
 	if (d->in_header) {
-		if (d->line_length == 0) {
-			d->in_header = false;
+		if (d->line_length == 0 || d->field == FIELD_NAME) {
+			d->in_header = false;	/* a blank line, or one with no ':' */
 		} else if (d->prefix_len >= 9 && strncasecmp(d->prefix, "received:", 9) == 0) {
 			d->received++;
 			if (d->received > d->limits.max_received)

@@ -88,7 +88,7 @@ int queue_start(struct queue_client *q, const char *qid, const char *config)
 	q->pid = spawn(program, mp[0], ep[0], cp[1], qid, config);
 	close(mp[0]), close(ep[0]), close(cp[1]);
 	if (q->pid < 0) {
-		close(mp[1]), close(cp[0]);
+		close(mp[1]), close(ep[1]), close(cp[0]);
 		q->pid = 0;
 		return -1;
 	}

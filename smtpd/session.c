@@ -50,16 +50,13 @@ struct session {
 
 /* ---- replies ---- */
 
-/* The replies that mean the client sent a bad command (syntax, sequence,
- * unknown or unsupported); max_errors counts these, not refused mail. */
-static bool bad_command(const char *code)
+/* max_errors counts every 4xx and 5xx reply but two: 452 4.5.3, which
+ * RFC 5321 4.5.3.1.10 makes ordinary flow control for a long recipient
+ * list, and 421, which ends the session anyway. */
+static bool counts_as_error(const char *line)
 {
-	static const char *const codes[] = { "500", "501", "502", "503", "504", "555" };
-
-	for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
-		if (strcmp(code, codes[i]) == 0)
-			return true;
-	return false;
+	return (line[0] == '4' || line[0] == '5') && strncmp(line, "421", 3) != 0 &&
+	       strncmp(line, "452 4.5.3", 9) != 0;
 }
 
 static void reply(struct session *s, const char *line)
@@ -69,7 +66,7 @@ static void reply(struct session *s, const char *line)
 		char code[4] = { line[0], line[1], line[2], '\0' };
 		const char *reason = strlen(line) > 4 ? line + 4 : "";
 		log_event("rejected", "ip=%s code=%s reason=%s", s->client->ip, code, reason);
-		if (bad_command(code))
+		if (counts_as_error(line))
 			s->errors++;
 	}
 }
@@ -207,10 +204,13 @@ static enum relay_state relay_allowed(struct session *s)
 	return s->relay_state;
 }
 
-static bool already_listed(struct session *s, const char *addr)
+/* Local parts of local domains are looked up in lower case, so they are
+ * the same recipient in any case; elsewhere only the domain's case is
+ * ours to ignore (and the parser has lowered it). */
+static bool already_listed(struct session *s, const char *addr, bool local)
 {
 	for (size_t i = 0; i < s->nrcpts; i++)
-		if (strcmp(s->rcpts[i], addr) == 0)
+		if ((local ? strcasecmp(s->rcpts[i], addr) : strcmp(s->rcpts[i], addr)) == 0)
 			return true;
 	return false;
 }
@@ -243,7 +243,7 @@ static void do_rcpt(struct session *s, const char *arg)
 	switch (res.kind) {
 	case RESOLVE_TEMPFAIL:
 		log_event("table_error", "table=%s hint=%s", res.failed_table,
-			  "run ternctl compile");
+			  recipient_failure_hint(&res));
 		reply(s, "451 4.3.0 Temporary lookup failure");
 		return;
 	case RESOLVE_UNKNOWN:
@@ -265,7 +265,7 @@ static void do_rcpt(struct session *s, const char *arg)
 		break;
 	}
 	addr_format(&m, addr, sizeof addr);
-	if (!already_listed(s, addr)) {
+	if (!already_listed(s, addr, res.kind != RESOLVE_REMOTE)) {
 		char *copy = strdup(addr);
 		if (copy == NULL) {
 			reply(s, "451 4.3.0 Out of memory");

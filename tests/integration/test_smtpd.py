@@ -559,15 +559,40 @@ def test_max_errors():
         with Raw(t) as r:
             r.cmd("EHLO client.test")
             r.cmd("MAIL FROM:<%s>" % SENDER)
-            # Refused mail is not a bad command.
-            for i in range(3):
+            # Refused recipients count (no harvesting), bad commands too.
+            for i in range(2):
                 assert r.cmd("RCPT TO:<nobody%d@example.test>" % i).startswith("550 5.1.1")
             assert r.cmd("NOOP") == "250 2.0.0 Ok"
-            r.send(lines("BOGUS 1", "BOGUS 2", "BOGUS 3", "NOOP"))
+            r.send(lines("BOGUS 1", "NOOP"))
             rest = r.wait_closed()
         assert final_lines(rest) == [
-            "500 5.5.2 Error: command not recognized"] * 3 + [
+            "500 5.5.2 Error: command not recognized",
             "421 4.7.0 Error: too many errors"], rest
+
+
+def test_too_many_recipients_is_not_an_error():
+    # 452 4.5.3 is flow control (RFC 5321 4.5.3.1.10), not a client's fault.
+    with Instance(conf="max_errors = 2\nmax_recipients = 1") as t:
+        with Raw(t) as r:
+            r.cmd("EHLO client.test")
+            r.cmd("MAIL FROM:<%s>" % SENDER)
+            assert r.cmd("RCPT TO:<alice@example.test>").startswith("250")
+            for _ in range(4):
+                assert r.cmd("RCPT TO:<bob@example.test>").startswith("452 4.5.3")
+            assert r.cmd("NOOP") == "250 2.0.0 Ok"
+
+
+def test_recipient_named_twice_in_any_case_is_kept_once():
+    with Instance(deliver=False) as t:
+        with t.smtp() as s:
+            s.ehlo()
+            s.mail(SENDER)
+            for rcpt in ("alice@example.test", "Alice@Example.TEST", "ALICE@example.test",
+                         "bob@example.test"):
+                assert s.rcpt(rcpt)[0] == 250, rcpt
+            assert s.data(b"Subject: once\r\n\r\nx\r\n")[0] == 250
+        (m,) = json.loads(t.ternctl("queue", "--json").stdout)
+        assert [r["addr"] for r in m["rcpts"]] == ["alice@example.test", "bob@example.test"]
 
 
 def test_command_timeout():

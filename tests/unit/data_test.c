@@ -273,6 +273,15 @@ START_TEST(header_too_large)
 	ck_assert_int_eq(r.fault, DATA_HEADER_TOO_LARGE);
 	free(r.out);
 
+	/* no header at all: a first line without ':' starts the body */
+	in[0] = '\0';
+	for (int i = 0; i < 20; i++)
+		strcat(in, "QmFzZTY0Ym9keWxpbmVzd2l0aG91dGFueWNvbG9u\r\n");
+	strcat(in, ".\r\n");
+	r = feed(&l, in, strlen(in), 0);
+	ck_assert_int_eq(r.fault, DATA_OK);
+	free(r.out);
+
 	/* a message with no body: all of it is header */
 	strcpy(in, "Subject: 0123456789012345678901234567890123456789\r\n"
 		   "X-Other: 012345678901234567890123456789012345678\r\n.\r\n");
@@ -344,6 +353,13 @@ START_TEST(too_many_received_headers)
 	/* folded lines count once; look-alike names not at all */
 	in = "Received: from a\r\n\tby b\r\n Received: from c\r\nX-Received: x\r\n"
 	     "Received-SPF: pass\r\nReceived: from d\r\nReceived: from e\r\n\r\nbody\r\n.\r\n";
+	r = feed(&l, in, strlen(in), 0);
+	ck_assert_int_eq(r.fault, DATA_OK);
+	free(r.out);
+
+	/* a line without ':' ends the header: what follows is body */
+	in = "Received: from a\r\nnot a header line\r\nReceived: from b\r\n"
+	     "Received: from c\r\nReceived: from d\r\n.\r\n";
 	r = feed(&l, in, strlen(in), 0);
 	ck_assert_int_eq(r.fault, DATA_OK);
 	free(r.out);
