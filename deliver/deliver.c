@@ -843,9 +843,10 @@ static bool route(struct deliver *d, struct message *m, size_t ri, time_t now)
 		defer(d, m, r, "4.3.0 no mailbox or alias for postmaster; add one to aliases", now);
 		return true;
 	case RESOLVE_TEMPFAIL:
-		snprintf(line, sizeof line, "4.3.0 table %s unreadable; run ternctl compile",
-			 res.failed_table);
-		log_event("table_error", "table=%s hint=%s", res.failed_table, "run ternctl compile");
+		snprintf(line, sizeof line, "4.3.0 table %s unreadable; %s", res.failed_table,
+			 recipient_failure_hint(&res));
+		log_event("table_error", "table=%s hint=%s", res.failed_table,
+			  recipient_failure_hint(&res));
 		defer(d, m, r, line, now);
 		return true;
 	}

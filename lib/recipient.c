@@ -1,5 +1,6 @@
 #include "recipient.h"
 
+#include <errno.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,6 +26,12 @@ int recipient_first_domain(struct recipient_tables *t, char *out, size_t outsize
 {
 	return table_lookup(&t->domains, TABLE_FIRST_DOMAIN_KEY, out, outsize) == TABLE_FOUND
 		? 0 : -1;
+}
+
+const char *recipient_failure_hint(const struct resolution *r)
+{
+	return strcmp(r->failed_table, "passwd") == 0
+		? "check the account database (NSS)" : "run ternctl compile";
 }
 
 static bool tempfail(struct resolution *out, const char *table)
@@ -66,7 +73,11 @@ static bool lookup_system(const char *login, struct resolution *out)
 {
 	if (!login_name_valid(login))
 		return false;
+	errno = 0;
 	struct passwd *pw = getpwnam(login);
+	if (pw == NULL && errno != 0 && errno != ENOENT && errno != ESRCH &&
+	    errno != EBADF && errno != EPERM)
+		return tempfail(out, "passwd");	/* NSS could not answer: not "no one" */
 	if (pw == NULL || pw->pw_dir == NULL || pw->pw_dir[0] != '/')
 		return false;
 	out->kind = RESOLVE_SYSTEM;

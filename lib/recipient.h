@@ -45,4 +45,7 @@ void recipient_resolve(struct recipient_tables *t, const struct mailbox *m,
 /* The first domain in `domains`, for bare postmaster; 0 if found. */
 int recipient_first_domain(struct recipient_tables *t, char *out, size_t outsize);
 
+/* For a RESOLVE_TEMPFAIL: what the administrator should do about it. */
+const char *recipient_failure_hint(const struct resolution *r);
+
 #endif

@@ -165,11 +165,16 @@ int cidr_normalize(const char *in, char *out, size_t outsize)
 
 enum table_result table_match_network(struct table *t, const char *address)
 {
-	char key[INET6_ADDRSTRLEN + 8], probe[INET6_ADDRSTRLEN + 8];
+	char key[INET6_ADDRSTRLEN + 8], probe[INET6_ADDRSTRLEN + 8], v4[INET_ADDRSTRLEN];
 	const char *plain = address;
+	struct in6_addr six;
 
-	if (strncasecmp(plain, "::ffff:", 7) == 0 && strchr(plain + 7, '.') != NULL)
-		plain += 7;
+	/* an IPv4 client seen through an IPv6 socket, in any spelling */
+	if (inet_pton(AF_INET6, address, &six) == 1 && IN6_IS_ADDR_V4MAPPED(&six)) {
+		if (inet_ntop(AF_INET, &six.s6_addr[12], v4, sizeof v4) == NULL)
+			return TABLE_NOTFOUND;
+		plain = v4;
+	}
 	int bits = strchr(plain, ':') ? 128 : 32;
 	for (int prefix = bits; prefix >= 0; prefix--) {
 		snprintf(probe, sizeof probe, "%s/%d", plain, prefix);

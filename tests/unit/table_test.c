@@ -530,6 +530,9 @@ START_TEST(relay_networks)
 	ck_assert_int_eq(table_match_network(&t, "::ffff:127.0.0.1"), TABLE_FOUND);
 	ck_assert_int_eq(table_match_network(&t, "::FFFF:127.9.9.9"), TABLE_FOUND);
 	ck_assert_int_eq(table_match_network(&t, "::ffff:10.0.0.1"), TABLE_NOTFOUND);
+	ck_assert_int_eq(table_match_network(&t, "0:0:0:0:0:ffff:10.1.2.3"), TABLE_FOUND);
+	ck_assert_int_eq(table_match_network(&t, "::ffff:a01:6301"), TABLE_FOUND);	/* 10.1.99.1 */
+	ck_assert_int_eq(table_match_network(&t, "::ffff:a02:1"), TABLE_NOTFOUND);
 	ck_assert_int_eq(table_match_network(&t, "not an address"), TABLE_NOTFOUND);
 	ck_assert_int_eq(table_match_network(&t, ""), TABLE_NOTFOUND);
 	table_close(&t);
