@@ -12,7 +12,6 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -722,20 +721,10 @@ static int message_only(int message, uint64_t length)
 static pid_t start_local(struct deliver *d, int message, uint64_t length, int reason,
 			 char **argv, const char *maildir, const char *login)
 {
-	extern char **environ;
-
 	if (d->conf.instance || geteuid() != 0) {
-		posix_spawn_file_actions_t actions;
 		pid_t pid;
-		if (posix_spawn_file_actions_init(&actions) != 0)
-			return -1;
-		int r = posix_spawn_file_actions_adddup2(&actions, message, 0);
-		if (r == 0)
-			r = posix_spawn_file_actions_adddup2(&actions, reason, 1);
-		if (r == 0)
-			r = posix_spawn(&pid, d->local_program, &actions, NULL, argv, environ);
-		posix_spawn_file_actions_destroy(&actions);
-		return r == 0 ? pid : -1;
+		const int fds[] = { message, reason };
+		return spawn_with_fds(&pid, d->local_program, argv, fds, 2) == 0 ? pid : -1;
 	}
 	pid_t pid = fork();
 	if (pid != 0)

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
@@ -211,4 +212,20 @@ int fd_nonblock(int fd)
 {
 	int flags = fcntl(fd, F_GETFL);
 	return flags < 0 ? -1 : fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+int spawn_with_fds(pid_t *pid, const char *program, char *const argv[], const int *fds,
+		   size_t n)
+{
+	extern char **environ;
+	posix_spawn_file_actions_t actions;
+
+	int r = posix_spawn_file_actions_init(&actions);
+	for (size_t i = 0; r == 0 && i < n; i++)
+		if (fds[i] >= 0)
+			r = posix_spawn_file_actions_adddup2(&actions, fds[i], (int)i);
+	if (r == 0)
+		r = posix_spawn(pid, program, &actions, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&actions);
+	return r;
 }

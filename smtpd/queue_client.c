@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,23 +34,12 @@ static int lift(int fd)
 static pid_t spawn(const char *program, int message, int envelope, int custom,
 		   const char *qid, const char *config)
 {
-	extern char **environ;
-	posix_spawn_file_actions_t actions;
+	const int fds[] = { message, envelope, -1, -1, -1, -1, custom };
 	pid_t pid;
 
 	if (setenv("TERN_QID", qid, 1) < 0 || setenv("TERN_CONFIG", config, 1) < 0)
 		return -1;
-	if (posix_spawn_file_actions_init(&actions) != 0)
-		return -1;
-	int r = posix_spawn_file_actions_adddup2(&actions, message, 0);
-	if (r == 0)
-		r = posix_spawn_file_actions_adddup2(&actions, envelope, 1);
-	if (r == 0)
-		r = posix_spawn_file_actions_adddup2(&actions, custom, 6);
-	if (r == 0)
-		r = posix_spawn(&pid, program, &actions, NULL, (char *[]){ (char *)program, NULL },
-				environ);
-	posix_spawn_file_actions_destroy(&actions);
+	int r = spawn_with_fds(&pid, program, (char *[]){ (char *)program, NULL }, fds, 7);
 	if (r != 0) {
 		log_event("error", "what=exec program=%s error=%s", program, strerror(r));
 		return -1;

@@ -249,11 +249,17 @@ def test_unreadable_mailboxes_table_defers_never_bounces():
         assert t.messages("alice") == []  # no bounce went anywhere
 
 
+def bob_gone_carol_reads_alice(t):
+    """Bob's Maildir is missing; carol@example.test, a sender whose reports
+    are read in alice's Maildir, is added."""
+    shutil.rmtree(t.maildir("bob"))
+    t.write_table("mailboxes", "carol@example.test ../mail/alice/Maildir\n"
+                  "bob@example.test ../mail/bob/Maildir\n")
+
+
 def test_queue_lifetime_returns_the_message_with_4_4_7():
     with Instance(conf=FAST_RETRY + "\nqueue_lifetime = 2s") as t:
-        shutil.rmtree(t.maildir("bob"))
-        t.write_table("mailboxes", "carol@example.test ../mail/alice/Maildir\n"
-                      "bob@example.test ../mail/bob/Maildir\n")
+        bob_gone_carol_reads_alice(t)
         send(t, "carol@example.test", ["bob@example.test"], body("late"))
         (raw,) = t.wait_for_messages("alice", 1, timeout=30)
         _, text, _, (r,), returned = dsn_parts(raw)
@@ -268,9 +274,7 @@ def test_queue_lifetime_returns_the_message_with_4_4_7():
 def test_delay_warning_is_sent_once():
     conf = FAST_RETRY + "\ndelay_warning = yes\ndelay_warning_after = 1s"
     with Instance(conf=conf) as t:
-        shutil.rmtree(t.maildir("bob"))
-        t.write_table("mailboxes", "carol@example.test ../mail/alice/Maildir\n"
-                      "bob@example.test ../mail/bob/Maildir\n")
+        bob_gone_carol_reads_alice(t)
         send(t, "carol@example.test", ["bob@example.test"], body("slow"))
         (raw,) = t.wait_for_messages("alice", 1, timeout=30)
         _, _, _, (r,), _ = dsn_parts(raw)

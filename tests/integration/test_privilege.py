@@ -1,6 +1,7 @@
 """Least privilege in local delivery (DESIGN.md promise 6), as far as this
 release goes: outside an instance, tern-deliver running as root runs
 tern-local as the Maildir's owner, and never as root."""
+import contextlib
 import os
 import pwd
 import shutil
@@ -35,16 +36,24 @@ def chown_tree(path, uid, gid):
             os.chown(os.path.join(root, name), uid, gid)
 
 
+@contextlib.contextmanager
+def owned_by(user, sbin, rcpts):
+    """An installed-style instance whose bob Maildir belongs to USER, with a
+    message from alice to RCPTS sent."""
+    with Instance(deliver=False, bindir=sbin) as t:
+        installed_mode(t)
+        chown_tree(t.maildir("bob"), user.pw_uid, user.pw_gid)
+        t.start_deliver()
+        with t.smtp() as s:
+            s.sendmail("alice@example.test", rcpts, b"Subject: p\r\n\r\nx\r\n")
+        yield t
+
+
 def test_local_delivery_runs_as_the_maildir_owner():
     user = make_user()
     root, sbin = install_tree()
     try:
-        with Instance(deliver=False, bindir=sbin) as t:
-            installed_mode(t)
-            chown_tree(t.maildir("bob"), user.pw_uid, user.pw_gid)
-            t.start_deliver()
-            with t.smtp() as s:
-                s.sendmail("alice@example.test", ["bob@example.test"], b"Subject: p\r\n\r\nx\r\n")
+        with owned_by(user, sbin, ["bob@example.test"]) as t:
             t.wait_for_messages("bob", 1)
             new = os.path.join(t.maildir("bob"), "new")
             (name,) = os.listdir(new)
@@ -91,13 +100,7 @@ def test_tern_local_as_the_owner_reads_the_message_only():
                 % (seen, seen))
     os.chmod(spy, 0o755)
     try:
-        with Instance(deliver=False, bindir=sbin) as t:
-            installed_mode(t)
-            chown_tree(t.maildir("bob"), user.pw_uid, user.pw_gid)
-            t.start_deliver()
-            with t.smtp() as s:
-                s.sendmail("alice@example.test", ["bob@example.test", "secret@example.test"],
-                           b"Subject: p\r\n\r\nx\r\n")
+        with owned_by(user, sbin, ["bob@example.test", "secret@example.test"]) as t:
             wait_until(lambda: os.path.exists(os.path.join(seen, "uid")), 20, "the spy")
             with open(os.path.join(seen, "stdin"), "rb") as f:
                 data = f.read()
