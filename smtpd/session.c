@@ -43,14 +43,16 @@ struct session {
 	size_t nrcpts;
 	bool rcpt_tried;	/* a RCPT came, accepted or not */
 
-	unsigned errors;
+	unsigned errors;		/* in the whole session, for the log */
+	unsigned errors_since_mail;	/* since the last accepted message: max_errors */
 	unsigned messages;
 	bool closing;
 };
 
 /* ---- replies ---- */
 
-/* max_errors counts every 4xx and 5xx reply but two: 452 4.5.3, which
+/* max_errors counts every 4xx and 5xx reply since the last accepted
+ * message (as Postfix's hard error limit does) but two: 452 4.5.3, which
  * RFC 5321 4.5.3.1.10 makes ordinary flow control for a long recipient
  * list, and 421, which ends the session anyway. */
 static bool counts_as_error(const char *line)
@@ -67,7 +69,7 @@ static void reply(struct session *s, const char *line)
 		const char *reason = strlen(line) > 4 ? line + 4 : "";
 		log_event("rejected", "ip=%s code=%s reason=%s", s->client->ip, code, reason);
 		if (counts_as_error(line))
-			s->errors++;
+			s->errors++, s->errors_since_mail++;
 	}
 }
 
@@ -424,6 +426,7 @@ static void do_data(struct session *s, const char *arg)
 			  s->client->ip, sender, s->nrcpts,
 			  (unsigned long long)(d.size + (uint64_t)(hlen > 0 ? hlen : 0)));
 		s->messages++;
+		s->errors_since_mail = 0;
 	}
 	reply(s, result);
 	reset_transaction(s);
@@ -519,7 +522,8 @@ static void command_loop(struct session *s)
 		command_parse(line, &cmd);
 		if (!line_problem(s, flags, len, cmd.verb))
 			dispatch(s, &cmd);
-		if (!s->closing && s->conf->max_errors > 0 && s->errors >= s->conf->max_errors)
+		if (!s->closing && s->conf->max_errors > 0 &&
+		    s->errors_since_mail >= s->conf->max_errors)
 			close_with(s, "421 4.7.0 Error: too many errors");
 	}
 }

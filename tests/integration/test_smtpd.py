@@ -570,6 +570,20 @@ def test_max_errors():
             "421 4.7.0 Error: too many errors"], rest
 
 
+def test_max_errors_starts_again_with_each_accepted_message():
+    with Instance(conf="max_errors = 3", deliver=False) as t:
+        with Raw(t) as r:
+            r.cmd("EHLO client.test")
+            for round in range(3):
+                r.cmd("MAIL FROM:<%s>" % SENDER)
+                for i in range(2):
+                    assert r.cmd("RCPT TO:<gone%d@example.test>" % i).startswith("550 5.1.1")
+                assert r.cmd("RCPT TO:<alice@example.test>").startswith("250")
+                assert r.cmd("DATA").startswith("354")
+                assert r.cmd("Subject: %d\r\n\r\nx\r\n." % round).startswith("250 2.0.0")
+            assert r.cmd("NOOP") == "250 2.0.0 Ok"
+
+
 def test_too_many_recipients_is_not_an_error():
     # 452 4.5.3 is flow control (RFC 5321 4.5.3.1.10), not a client's fault.
     with Instance(conf="max_errors = 2\nmax_recipients = 1") as t:
