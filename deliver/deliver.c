@@ -153,11 +153,12 @@ static void remove_message(struct deliver *d, struct message *m)
 {
 	char path[PATH_MAX];
 
-	/* state/ first: a crash in between leaves a message to deliver again
-	 * (at least once), never a state file a later message could inherit */
-	if (spool_path(path, sizeof path, d->conf.spool, "state", m->id) == 0)
-		unlink(path);
+	/* queue/ first: a crash in between leaves only an orphan state file,
+	 * which cleanup removes, tern-queue counts as a taken id, and
+	 * load_message ignores for a message from incoming/ */
 	if (spool_path(path, sizeof path, d->conf.spool, "queue", m->id) == 0)
+		unlink(path);
+	if (spool_path(path, sizeof path, d->conf.spool, "state", m->id) == 0)
 		unlink(path);
 	log_event("removed", "id=%s", m->id);
 	unlink_message(d, m);
@@ -226,10 +227,13 @@ static void load_message(struct deliver *d, const char *id, bool from_incoming)
 			log_event("error", "id=%s what=state error=%s", id, strerror(errno));
 		for (size_t i = 0; i < env.nrcpts; i++) {
 			if (add_rcpt(m, env.rcpts[i], env.rcpts[i], 0) < 0) {
-				/* never a message with recipients left out: try again later */
+				/* never a message with recipients left out: back to
+				 * incoming/, where the next scan takes it again */
 				log_event("error", "id=%s what=memory", id);
 				spool_free_envelope(&env);
 				free_message(m);
+				if (from_incoming)
+					rename(queued, path);
 				return;
 			}
 		}
@@ -666,10 +670,15 @@ static int drop_privileges(const struct deliver *d, const char *maildir, const c
 	} else {
 		/* A symlink there answers for itself, unless root made it: a
 		 * user's link must not borrow another account's identity. */
+		char path[PATH_MAX];
 		struct stat st;
-		if (lstat(maildir, &st) < 0)
+		if (!str_copy(path, sizeof path, maildir))
 			return -1;
-		if (S_ISLNK(st.st_mode) && st.st_uid == 0 && stat(maildir, &st) < 0)
+		for (size_t n = strlen(path); n > 1 && path[n - 1] == '/'; n--)
+			path[n - 1] = '\0';	/* "Maildir/" would make lstat follow a link */
+		if (lstat(path, &st) < 0)
+			return -1;
+		if (S_ISLNK(st.st_mode) && st.st_uid == 0 && stat(path, &st) < 0)
 			return -1;
 		uid = st.st_uid, gid = st.st_gid;
 	}
@@ -724,7 +733,7 @@ static pid_t start_local(struct deliver *d, int message, uint64_t length, int re
 	if (d->conf.instance || geteuid() != 0) {
 		pid_t pid;
 		const int fds[] = { message, reason };
-		return spawn_with_fds(&pid, d->local_program, argv, fds, 2) == 0 ? pid : -1;
+		return spawn_with_fds(&pid, d->local_program, argv, NULL, fds, 2) == 0 ? pid : -1;
 	}
 	pid_t pid = fork();
 	if (pid != 0)

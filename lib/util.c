@@ -214,8 +214,8 @@ int fd_nonblock(int fd)
 	return flags < 0 ? -1 : fcntl(fd, F_SETFL, flags | O_NONBLOCK);
 }
 
-int spawn_with_fds(pid_t *pid, const char *program, char *const argv[], const int *fds,
-		   size_t n)
+int spawn_with_fds(pid_t *pid, const char *program, char *const argv[], char *const envp[],
+		   const int *fds, size_t n)
 {
 	extern char **environ;
 	posix_spawn_file_actions_t actions;
@@ -225,7 +225,7 @@ int spawn_with_fds(pid_t *pid, const char *program, char *const argv[], const in
 		if (fds[i] >= 0)
 			r = posix_spawn_file_actions_adddup2(&actions, fds[i], (int)i);
 	if (r == 0)
-		r = posix_spawn(pid, program, &actions, NULL, argv, environ);
+		r = posix_spawn(pid, program, &actions, NULL, argv, envp ? envp : environ);
 	posix_spawn_file_actions_destroy(&actions);
 	return r;
 }

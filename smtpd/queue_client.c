@@ -29,17 +29,47 @@ static int lift(int fd)
 	return moved;
 }
 
+/* This environment less any TERN_QID and TERN_CONFIG, plus QID_VAR and
+ * CONFIG_VAR: for the queue program only, so tern-smtpd's own stays as
+ * it came.  Free the array (not its strings) with free(). */
+static char **queue_environment(char *qid_var, char *config_var)
+{
+	extern char **environ;
+	size_t n = 0, k = 0;
+
+	while (environ[n] != NULL)
+		n++;
+	char **envp = calloc(n + 3, sizeof *envp);
+	if (envp == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(environ[i], "TERN_QID=", 9) != 0 &&
+		    strncmp(environ[i], "TERN_CONFIG=", 12) != 0)
+			envp[k++] = environ[i];
+	envp[k++] = qid_var;
+	envp[k++] = config_var;
+	envp[k] = NULL;
+	return envp;
+}
+
 /* posix_spawn, not fork: no copy of this process's page tables and no
  * copy-on-write faults afterwards, which is most of the cost of a fork. */
 static pid_t spawn(const char *program, int message, int envelope, int custom,
 		   const char *qid, const char *config)
 {
 	const int fds[] = { message, envelope, -1, -1, -1, -1, custom };
+	char qid_var[QID_MAX + 16], config_var[PATH_MAX + 16];
 	pid_t pid;
 
-	if (setenv("TERN_QID", qid, 1) < 0 || setenv("TERN_CONFIG", config, 1) < 0)
+	snprintf(qid_var, sizeof qid_var, "TERN_QID=%s", qid);
+	if (snprintf(config_var, sizeof config_var, "TERN_CONFIG=%s", config) >=
+	    (int)sizeof config_var)
 		return -1;
-	int r = spawn_with_fds(&pid, program, (char *[]){ (char *)program, NULL }, fds, 7);
+	char **envp = queue_environment(qid_var, config_var);
+	if (envp == NULL)
+		return -1;
+	int r = spawn_with_fds(&pid, program, (char *[]){ (char *)program, NULL }, envp, fds, 7);
+	free(envp);
 	if (r != 0) {
 		log_event("error", "what=exec program=%s error=%s", program, strerror(r));
 		return -1;

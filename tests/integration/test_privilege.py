@@ -112,3 +112,32 @@ def test_tern_local_as_the_owner_reads_the_message_only():
     finally:
         subprocess.run(["userdel", TEST_USER], stderr=subprocess.DEVNULL)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_users_symlink_cannot_borrow_another_identity():
+    # bob's Maildir is a symlink that the mailbox user made, pointing into
+    # another account's Maildir; written "Maildir/" as qmail users do.
+    user = make_user()
+    other = pwd.getpwnam("daemon")
+    root, sbin = install_tree()
+    try:
+        with Instance(deliver=False, bindir=sbin) as t:
+            installed_mode(t)
+            target = os.path.join(t.dir, "daemon-maildir")
+            for sub in ("tmp", "new", "cur"):
+                os.makedirs(os.path.join(target, sub))
+            chown_tree(target, other.pw_uid, other.pw_gid)
+            os.chmod(target, 0o700)
+            link = t.maildir("bob")
+            shutil.rmtree(link)
+            os.symlink(target, link)
+            os.lchown(link, user.pw_uid, user.pw_gid)
+            t.write_table("mailboxes", "bob@example.test ../mail/bob/Maildir/\n")
+            t.start_deliver()
+            with t.smtp() as s:
+                s.sendmail("alice@example.test", ["bob@example.test"], b"Subject: p\r\n\r\nx\r\n")
+            wait_until(lambda: "deferred id=" in t.log("deliver"), 20, "a deferral")
+            assert os.listdir(os.path.join(target, "new")) == []
+    finally:
+        subprocess.run(["userdel", TEST_USER], stderr=subprocess.DEVNULL)
+        shutil.rmtree(root, ignore_errors=True)
