@@ -165,13 +165,12 @@ static void remove_message(struct deliver *d, struct message *m)
 	free_message(m);
 }
 
-static int discard_state(struct deliver *d, const char *id)
+static void discard_state(struct deliver *d, const char *id)
 {
 	char path[PATH_MAX];
 
 	if (spool_path(path, sizeof path, d->conf.spool, "state", id) == 0 && unlink(path) == 0)
 		log_event("error", "id=%s what=state error=\"a leftover state file, removed\"", id);
-	return 0;
 }
 
 /* Reads queue/ID (moving it there from incoming/ first if FROM_INCOMING). */
@@ -215,10 +214,11 @@ static void load_message(struct deliver *d, const char *id, bool from_incoming)
 	m->msglen = env.msglen;
 	struct rcpt_record *records;
 	size_t nrecords;
-	/* a message just taken from incoming/ has no past: any state/ID is a
-	 * leftover and must not be applied to it */
-	int st = from_incoming ? discard_state(d, id)
-			       : spool_read_state(d->conf.spool, id, &records, &nrecords);
+	int st = 0;
+	if (from_incoming)	/* it has no past: a state/ID is a leftover */
+		discard_state(d, id);
+	else
+		st = spool_read_state(d->conf.spool, id, &records, &nrecords);
 	if (st == 1) {
 		m->rcpts = records;
 		m->n = m->cap = nrecords;
@@ -504,13 +504,13 @@ static void send_bounces(struct deliver *d, struct message *m, time_t now)
 	int r = 0;
 	if (strcmp(m->sender, DOUBLE_BOUNCE_SENDER) == 0) {
 		outcome = "dropped";	/* a failed report to the postmaster: the end */
-	} else if (m->sender[0] == '\0') {
-		postmaster_address(d, postmaster, sizeof postmaster);
-		to = postmaster;
-		from = DOUBLE_BOUNCE_SENDER;
-		outcome = "postmaster";
-		r = inject_report(d, m, from, to, rep.rcpts, rep.n, false);
 	} else {
+		if (m->sender[0] == '\0') {
+			postmaster_address(d, postmaster, sizeof postmaster);
+			to = postmaster;
+			from = DOUBLE_BOUNCE_SENDER;
+			outcome = "postmaster";
+		}
 		r = inject_report(d, m, from, to, rep.rcpts, rep.n, false);
 	}
 	if (r < 0) {
@@ -654,14 +654,19 @@ static void expand_alias(struct deliver *d, struct message *m, size_t ri, const 
 	log_event("expanded", "id=%s rcpt=%s to=%s", m->id, r->addr, expanded);
 }
 
-/* The account a Maildir is delivered as, when tern-deliver is root. */
-static int drop_privileges(const struct deliver *d, const char *maildir, const char *login)
+/* Does tern-local run as the Maildir's owner, not as tern-deliver?  Only
+ * as root outside an instance. */
+static bool changes_identity(const struct deliver *d)
+{
+	return !d->conf.instance && geteuid() == 0;
+}
+
+/* Takes on the account a Maildir is delivered as (changes_identity). */
+static int drop_privileges(const char *maildir, const char *login)
 {
 	uid_t uid;
 	gid_t gid;
 
-	if (d->conf.instance || geteuid() != 0)
-		return 0;
 	if (login != NULL) {
 		struct passwd *pw = getpwnam(login);
 		if (pw == NULL)
@@ -730,7 +735,7 @@ static int message_only(int message, uint64_t length)
 static pid_t start_local(struct deliver *d, int message, uint64_t length, int reason,
 			 char **argv, const char *maildir, const char *login)
 {
-	if (d->conf.instance || geteuid() != 0) {
+	if (!changes_identity(d)) {
 		pid_t pid;
 		const int fds[] = { message, reason };
 		return spawn_with_fds(&pid, d->local_program, argv, NULL, fds, 2) == 0 ? pid : -1;
@@ -745,7 +750,7 @@ static pid_t start_local(struct deliver *d, int message, uint64_t length, int re
 		dprintf(1, "4.3.0 cannot copy the message for tern-local: %s\n", strerror(errno));
 		_exit(111);
 	}
-	if (drop_privileges(d, maildir, login) < 0) {
+	if (drop_privileges(maildir, login) < 0) {
 		dprintf(1, "4.3.0 cannot take on the Maildir owner's identity (never root)\n");
 		_exit(111);
 	}
@@ -842,9 +847,8 @@ static bool route(struct deliver *d, struct message *m, size_t ri, time_t now)
 		return true;
 	case RESOLVE_TEMPFAIL:
 		snprintf(line, sizeof line, "4.3.0 table %s unreadable; %s", res.failed_table,
-			 recipient_failure_hint(&res));
-		log_event("table_error", "table=%s hint=%s", res.failed_table,
-			  recipient_failure_hint(&res));
+			 res.hint);
+		log_event("table_error", "table=%s hint=%s", res.failed_table, res.hint);
 		defer(d, m, r, line, now);
 		return true;
 	}
@@ -912,9 +916,8 @@ static void finish_delivery(struct deliver *d, struct slot *slot, int status, ti
 		log_event("delivered", "id=%s rcpt=%s to=%s", m->id, r->addr, slot->target);
 	} else if (code == 100) {
 		fail(m, r, output[0] ? output : "5.0.0 permanent failure in tern-local");
-	} else if (r->state == RCPT_HELD || r->state == RCPT_FAILED) {
-		/* held or returned by a request while this delivery ran: keep that */
-	} else {
+	} else if (r->state != RCPT_HELD && r->state != RCPT_FAILED) {
+		/* (held or returned by a request while this delivery ran: kept) */
 		if (output[0] == '\0')
 			snprintf(output, sizeof output, "4.3.0 tern-local ended with status %d", code);
 		defer(d, m, r, output, now);

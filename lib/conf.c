@@ -23,14 +23,17 @@ struct key {
 	size_t offset;
 	size_t size;
 	uint64_t min, max;	/* numbers: the allowed range, when max > 0 */
-	const char *range;	/* the message for a number out of it */
 };
 
 #define FIELD(name, kind) { #name, kind, offsetof(struct tern_conf, name), \
-		sizeof(((struct tern_conf *)0)->name), 0, 0, NULL }
-#define RANGED(name, kind, min, max, range) { #name, kind, \
+		sizeof(((struct tern_conf *)0)->name), 0, 0 }
+#define RANGED(name, kind, min, max) { #name, kind, \
 		offsetof(struct tern_conf, name), sizeof(((struct tern_conf *)0)->name), \
-		min, max, range }
+		min, max }
+
+/* set_value's answer for a number outside its key's range; the caller
+ * names the range. */
+static const char out_of_range_text[] = "out of range";
 
 /* No size setting goes above this, so no sum of two can overflow. */
 #define SIZE_SETTING_MAX ((uint64_t)1 << 50)
@@ -40,19 +43,18 @@ static const struct key keys[] = {
 	FIELD(instance, K_BOOL),
 	FIELD(spool, K_PATH),
 	FIELD(max_message_size, K_SIZE),
-	RANGED(max_recipients, K_COUNT, 1, SPOOL_RCPTS_MAX, "expected a number from 1 to 10000"),
+	RANGED(max_recipients, K_COUNT, 1, SPOOL_RCPTS_MAX),
 	FIELD(max_errors, K_COUNT),
-	RANGED(max_line_length, K_COUNT, 1, 1 << 20, "expected a number from 1 to 1048576"),
+	RANGED(max_line_length, K_COUNT, 1, 1 << 20),
 	FIELD(max_header_size, K_SIZE),
-	RANGED(max_received, K_COUNT, 1, 1000, "expected a number from 1 to 1000"),
-	RANGED(command_timeout, K_DURATION, 1, 86400, "expected a duration from 1s to 1d"),
-	RANGED(data_timeout, K_DURATION, 1, 86400, "expected a duration from 1s to 1d"),
+	RANGED(max_received, K_COUNT, 1, 1000),
+	RANGED(command_timeout, K_DURATION, 1, 86400),
+	RANGED(data_timeout, K_DURATION, 1, 86400),
 	FIELD(queue_minfree, K_SIZE),
 	FIELD(recipient_delimiter, K_STRING),
-	RANGED(local_concurrency, K_COUNT, 1, 1000, "expected a number from 1 to 1000"),
-	RANGED(remote_concurrency, K_COUNT, 1, 10000, "expected a number from 1 to 10000"),
-	RANGED(remote_concurrency_per_destination, K_COUNT, 1, 10000,
-	       "expected a number from 1 to 10000"),
+	RANGED(local_concurrency, K_COUNT, 1, 1000),
+	RANGED(remote_concurrency, K_COUNT, 1, 10000),
+	RANGED(remote_concurrency_per_destination, K_COUNT, 1, 10000),
 	FIELD(retry_first, K_DURATION),
 	FIELD(retry_max, K_DURATION),
 	FIELD(queue_lifetime, K_DURATION),
@@ -64,10 +66,10 @@ static const struct key keys[] = {
 	FIELD(tls_cert, K_PATH_LIST),
 	FIELD(tls_key, K_PATH_LIST),
 	FIELD(tls_priority, K_STRING),
-	RANGED(tls_handshake_timeout, K_DURATION, 1, 86400, "expected a duration from 1s to 1d"),
+	RANGED(tls_handshake_timeout, K_DURATION, 1, 86400),
 	FIELD(tls_ca_file, K_PATH),
 	FIELD(auth_plaintext, K_BOOL),
-	RANGED(auth_max_failures, K_COUNT, 1, 1000, "expected a number from 1 to 1000"),
+	RANGED(auth_max_failures, K_COUNT, 1, 1000),
 	FIELD(auth_checkpassword, K_PATH),
 	FIELD(received_auth, K_BOOL),
 };
@@ -223,6 +225,18 @@ static bool out_of_range(const struct key *key, uint64_t number)
 	return key->max > 0 && (number < key->min || number > key->max);
 }
 
+/* A port number, 1 to 65535, digits only. */
+static bool parse_port(const char *s, unsigned *out)
+{
+	uint64_t number;
+
+	if (s[0] == '\0' || strspn(s, "0123456789") != strlen(s) ||
+	    conf_parse_size(s, &number) < 0 || number == 0 || number > 65535)
+		return false;
+	*out = (unsigned)number;
+	return true;
+}
+
 /* A domain name or an address literal such as [192.0.2.1], in ASCII: what
  * a banner and a Received header can name. */
 static bool valid_hostname(const char *s)
@@ -237,37 +251,29 @@ static bool valid_hostname(const char *s)
 
 bool conf_server_address_valid(const char *s)
 {
-	char host[INET6_ADDRSTRLEN + 1];
-	unsigned char buf[sizeof(struct in6_addr)];
-	const char *port = NULL;
+	const char *host = s, *end, *port;
+	int family = AF_INET;
 
 	if (s[0] == '[') {
-		const char *end = strchr(s, ']');
-		if (end == NULL || (size_t)(end - s - 1) >= sizeof host)
-			return false;
-		memcpy(host, s + 1, (size_t)(end - s - 1));
-		host[end - s - 1] = '\0';
-		if (end[1] != '\0' && end[1] != ':')
+		host = s + 1;
+		end = strchr(host, ']');
+		if (end == NULL || (end[1] != '\0' && end[1] != ':'))
 			return false;
 		port = end[1] == ':' ? end + 2 : NULL;
-		if (inet_pton(AF_INET6, host, buf) != 1)
-			return false;
+		family = AF_INET6;
 	} else {
-		const char *colon = strchr(s, ':');
-		size_t n = colon ? (size_t)(colon - s) : strlen(s);
-		if (n >= sizeof host)
-			return false;
-		memcpy(host, s, n);
-		host[n] = '\0';
-		port = colon ? colon + 1 : NULL;
-		if (inet_pton(AF_INET, host, buf) != 1)
-			return false;
+		end = host + strcspn(host, ":");
+		port = *end == ':' ? end + 1 : NULL;
 	}
-	if (port == NULL)
-		return true;
-	uint64_t number;
-	return port[0] != '\0' && strspn(port, "0123456789") == strlen(port) &&
-	       conf_parse_size(port, &number) == 0 && number >= 1 && number <= 65535;
+	char copy[INET6_ADDRSTRLEN];
+	unsigned char binary[sizeof(struct in6_addr)];
+	unsigned number;
+	size_t n = (size_t)(end - host);
+	if (n >= sizeof copy)
+		return false;
+	memcpy(copy, host, n);
+	copy[n] = '\0';
+	return inet_pton(family, copy, binary) == 1 && (port == NULL || parse_port(port, &number));
 }
 
 /* Stores VALUE into the field KEY describes; returns a message on error. */
@@ -305,7 +311,7 @@ static const char *set_value(struct tern_conf *c, const struct key *key,
 	case K_DURATION:
 		if (conf_parse_duration(value, field) < 0)
 			return "expected a duration such as 90s, 5m, 2h or 5d";
-		return out_of_range(key, *(unsigned *)field) ? key->range : NULL;
+		return out_of_range(key, *(unsigned *)field) ? out_of_range_text : NULL;
 	case K_SIZE:
 		if (conf_parse_size(value, field) < 0)
 			return "expected a size such as 512K, 35M or 1G";
@@ -317,15 +323,11 @@ static const char *set_value(struct tern_conf *c, const struct key *key,
 		    || strspn(value, "0123456789") != strlen(value))
 			return "expected a whole number";
 		if (out_of_range(key, number))
-			return key->range;
+			return out_of_range_text;
 		*(unsigned *)field = (unsigned)number;
 		return NULL;
 	case K_PORT:
-		if (conf_parse_size(value, &number) < 0 || number == 0 || number > 65535
-		    || strspn(value, "0123456789") != strlen(value))
-			return "expected a port number from 1 to 65535";
-		*(unsigned *)field = (unsigned)number;
-		return NULL;
+		return parse_port(value, field) ? NULL : "expected a port number from 1 to 65535";
 	}
 	return "internal error";
 }
@@ -424,7 +426,13 @@ int conf_load(struct tern_conf *c, const char *path, char *err, size_t errsize)
 		const char *problem = set_value(c, key, value);
 		if (problem != NULL) {
 			char message[400];
-			snprintf(message, sizeof message, "%s: %s", name, problem);
+			if (problem == out_of_range_text)
+				snprintf(message, sizeof message, "%s: expected %s from %llu%s to %llu%s",
+					 name, key->kind == K_DURATION ? "a duration" : "a number",
+					 (unsigned long long)key->min, key->kind == K_DURATION ? "s" : "",
+					 (unsigned long long)key->max, key->kind == K_DURATION ? "s" : "");
+			else
+				snprintf(message, sizeof message, "%s: %s", name, problem);
 			fclose(f);
 			return fail(err, errsize, path, lineno, message);
 		}

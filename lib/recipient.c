@@ -28,17 +28,18 @@ int recipient_first_domain(struct recipient_tables *t, char *out, size_t outsize
 		? 0 : -1;
 }
 
-const char *recipient_failure_hint(const struct resolution *r)
-{
-	return strcmp(r->failed_table, "passwd") == 0
-		? "check the account database (NSS)" : "run ternctl compile";
-}
-
-static bool tempfail(struct resolution *out, const char *table)
+static bool tempfail_with(struct resolution *out, const char *table, const char *hint)
 {
 	out->kind = RESOLVE_TEMPFAIL;
 	out->failed_table = table;
+	out->hint = hint;
 	return true;
+}
+
+/* A compiled table that cannot be read. */
+static bool tempfail(struct resolution *out, const char *table)
+{
+	return tempfail_with(out, table, "run ternctl compile");
 }
 
 /* Looks KEY up in mailboxes, then aliases.  True when OUT is final. */
@@ -75,9 +76,10 @@ static bool lookup_system(const char *login, struct resolution *out)
 		return false;
 	errno = 0;
 	struct passwd *pw = getpwnam(login);
+	/* NULL with one of these errnos is "no one"; any other, NSS could not answer */
 	if (pw == NULL && errno != 0 && errno != ENOENT && errno != ESRCH &&
 	    errno != EBADF && errno != EPERM)
-		return tempfail(out, "passwd");	/* NSS could not answer: not "no one" */
+		return tempfail_with(out, "passwd", "check the account database (NSS)");
 	if (pw == NULL || pw->pw_dir == NULL || pw->pw_dir[0] != '/')
 		return false;
 	out->kind = RESOLVE_SYSTEM;

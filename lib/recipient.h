@@ -28,7 +28,8 @@ struct resolution {
 	enum resolution_kind kind;
 	char key[ADDR_BUFFER];
 	char value[TABLE_VALUE_MAX];
-	const char *failed_table;	/* for TEMPFAIL */
+	const char *failed_table;	/* for TEMPFAIL: which one */
+	const char *hint;		/* for TEMPFAIL: what the administrator should do */
 };
 
 struct recipient_tables {
@@ -44,8 +45,5 @@ void recipient_resolve(struct recipient_tables *t, const struct mailbox *m,
 
 /* The first domain in `domains`, for bare postmaster; 0 if found. */
 int recipient_first_domain(struct recipient_tables *t, char *out, size_t outsize);
-
-/* For a RESOLVE_TEMPFAIL: what the administrator should do about it. */
-const char *recipient_failure_hint(const struct resolution *r);
 
 #endif

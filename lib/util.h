@@ -37,6 +37,7 @@ int find_program(const char *name, char *out, size_t outsize);
 
 /* Sets a file descriptor's close-on-exec or non-blocking flag. */
 int fd_cloexec(int fd);
+int fd_nonblock(int fd);
 
 /* posix_spawn PROGRAM with ARGV and ENVP (NULL: this environment), FDS[i]
  * becoming fd i in the child for each of the N (FDS[i] < 0: left as it
@@ -44,6 +45,5 @@ int fd_cloexec(int fd);
  * set, or an errno value. */
 int spawn_with_fds(pid_t *pid, const char *program, char *const argv[], char *const envp[],
 		   const int *fds, size_t n);
-int fd_nonblock(int fd);
 
 #endif

@@ -244,8 +244,7 @@ static void do_rcpt(struct session *s, const char *arg)
 	recipient_resolve(&s->tables, &m, &res);
 	switch (res.kind) {
 	case RESOLVE_TEMPFAIL:
-		log_event("table_error", "table=%s hint=%s", res.failed_table,
-			  recipient_failure_hint(&res));
+		log_event("table_error", "table=%s hint=%s", res.failed_table, res.hint);
 		reply(s, "451 4.3.0 Temporary lookup failure");
 		return;
 	case RESOLVE_UNKNOWN:
