@@ -50,6 +50,9 @@ static const struct key keys[] = {
 	RANGED(max_received, K_COUNT, 1, 1000),
 	RANGED(command_timeout, K_DURATION, 1, 86400),
 	RANGED(data_timeout, K_DURATION, 1, 86400),
+	RANGED(data_min_rate, K_COUNT, 0, 1 << 30),
+	RANGED(session_timeout, K_DURATION, 1, 7 * 86400),
+	RANGED(queue_timeout, K_DURATION, 1, 86400),
 	FIELD(queue_minfree, K_SIZE),
 	FIELD(recipient_delimiter, K_STRING),
 	RANGED(local_concurrency, K_COUNT, 1, 1000),
@@ -98,6 +101,9 @@ void conf_defaults(struct tern_conf *c)
 	c->max_received = 100;
 	c->command_timeout = 5 * 60;
 	c->data_timeout = 10 * 60;
+	c->data_min_rate = 500;
+	c->session_timeout = 3600;
+	c->queue_timeout = 10 * 60;
 	c->queue_minfree = 64ULL << 20;
 	c->local_concurrency = 20;
 	c->remote_concurrency = 50;

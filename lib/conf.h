@@ -36,6 +36,9 @@ struct tern_conf {
 	unsigned max_received;
 	unsigned command_timeout;	/* seconds, as every duration here */
 	unsigned data_timeout;
+	unsigned data_min_rate;	/* bytes per second */
+	unsigned session_timeout;
+	unsigned queue_timeout;
 	uint64_t queue_minfree;
 	char recipient_delimiter[16];
 	unsigned local_concurrency;

@@ -143,6 +143,9 @@ START_TEST(defaults)
 	ck_assert_uint_eq(c->max_received, 100);
 	ck_assert_uint_eq(c->command_timeout, 300);
 	ck_assert_uint_eq(c->data_timeout, 600);
+	ck_assert_uint_eq(c->data_min_rate, 500);
+	ck_assert_uint_eq(c->session_timeout, 3600);
+	ck_assert_uint_eq(c->queue_timeout, 600);
 	ck_assert_uint_eq(c->queue_minfree, 64ULL << 20);
 	ck_assert_str_eq(c->recipient_delimiter, "");
 	ck_assert_uint_eq(c->local_concurrency, 20);
@@ -324,6 +327,8 @@ START_TEST(values_out_of_range)
 	check_fails_at("hostname = mx.test\nlocal_concurrency = 0\n", "tern.conf:2: ");
 	check_fails_at("hostname = mx.test\ncommand_timeout = 0\n", "tern.conf:2: ");
 	check_fails_at("hostname = mx.test\ndata_timeout = 30d\n", "tern.conf:2: ");
+	check_fails_at("hostname = mx.test\nsession_timeout = 0\n", "tern.conf:2: ");
+	check_fails_at("hostname = mx.test\nqueue_timeout = 2d\n", "tern.conf:2: ");
 	check_fails_at("hostname = mx.test\nmax_message_size = 2000000G\n", "tern.conf:2: ");
 	check_fails_at("hostname = two words\n", "tern.conf:1: ");
 	check_fails_at("hostname = a..b\n", "tern.conf:1: ");
