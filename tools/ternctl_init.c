@@ -13,13 +13,12 @@
 #include "ternctl.h"
 #include "util.h"
 
-#define INIT_MAX_NAMES 64
-
+/* The names point into argv. */
 struct init_args {
 	const char *dir;
-	const char *domains[INIT_MAX_NAMES];
+	const char **domains;
 	size_t ndomains;
-	const char *users[INIT_MAX_NAMES];
+	const char **users;
 	size_t nusers;
 	const char *hostname;
 	const char *dns_server;
@@ -57,22 +56,32 @@ static bool valid_domain(const char *domain)
 	return addr_parse(probe, &m) == ADDR_OK && !m.utf8;
 }
 
+static bool takes_value(const char *arg)
+{
+	return strcmp(arg, "--domain") == 0 || strcmp(arg, "--user") == 0 ||
+	       strcmp(arg, "--hostname") == 0 || strcmp(arg, "--dns-server") == 0;
+}
+
+/* Fills A, whose arrays have room for every argument. */
 static int parse_init_args(struct ctl *ctl, struct init_args *a)
 {
-	memset(a, 0, sizeof *a);
 	for (int i = 0; i < ctl->argc; i++) {
 		const char *arg = ctl->argv[i];
 		const char *value = i + 1 < ctl->argc ? ctl->argv[i + 1] : NULL;
-		if (strcmp(arg, "--domain") == 0 && value && a->ndomains < INIT_MAX_NAMES) {
+		if (takes_value(arg) && value == NULL) {
+			fprintf(stderr, "ternctl init: '%s' needs a value\n", arg);
+			return -1;
+		}
+		if (strcmp(arg, "--domain") == 0) {
 			a->domains[a->ndomains++] = value;
 			i++;
-		} else if (strcmp(arg, "--user") == 0 && value && a->nusers < INIT_MAX_NAMES) {
+		} else if (strcmp(arg, "--user") == 0) {
 			a->users[a->nusers++] = value;
 			i++;
-		} else if (strcmp(arg, "--hostname") == 0 && value) {
+		} else if (strcmp(arg, "--hostname") == 0) {
 			a->hostname = value;
 			i++;
-		} else if (strcmp(arg, "--dns-server") == 0 && value) {
+		} else if (strcmp(arg, "--dns-server") == 0) {
 			a->dns_server = value;
 			i++;
 		} else if (arg[0] != '-' && a->dir == NULL) {
@@ -231,16 +240,13 @@ static void report_line(const char *line, void *arg)
 	fprintf(stderr, "%s\n", line);
 }
 
-int cmd_init(struct ctl *ctl)
+static int make_instance(const struct init_args *a)
 {
-	struct init_args a;
 	char dir[PATH_MAX], etc[PATH_MAX], path[PATH_MAX], cert[PATH_MAX], key[PATH_MAX];
 	struct tern_conf conf;
 
-	if (parse_init_args(ctl, &a) < 0)
-		return CTL_USAGE;
-	if (make_dirs(a.dir, 0755) < 0 || realpath(a.dir, dir) == NULL) {
-		fprintf(stderr, "ternctl init: %s: %s\n", a.dir, strerror(errno));
+	if (make_dirs(a->dir, 0755) < 0 || realpath(a->dir, dir) == NULL) {
+		fprintf(stderr, "ternctl init: %s: %s\n", a->dir, strerror(errno));
 		return CTL_REFUSED;
 	}
 	if (path_join(etc, sizeof etc, dir, "etc") < 0 ||
@@ -250,8 +256,8 @@ int cmd_init(struct ctl *ctl)
 		fprintf(stderr, "ternctl init: %s exists; not touching it\n", path);
 		return CTL_REFUSED;
 	}
-	if (make_dirs(etc, 0755) < 0 || make_maildirs(dir, &a) < 0 ||
-	    write_tables(&a, etc) < 0) {
+	if (make_dirs(etc, 0755) < 0 || make_maildirs(dir, a) < 0 ||
+	    write_tables(a, etc) < 0) {
 		fprintf(stderr, "ternctl init: %s: %s\n", dir, strerror(errno));
 		return CTL_REFUSED;
 	}
@@ -261,14 +267,14 @@ int cmd_init(struct ctl *ctl)
 	}
 	if (path_join(cert, sizeof cert, etc, "tls/cert.pem") < 0 ||
 	    path_join(key, sizeof key, etc, "tls/key.pem") < 0 ||
-	    tls_make_certificate(a.hostname, cert, key) < 0)
+	    tls_make_certificate(a->hostname, cert, key) < 0)
 		return CTL_REFUSED;
 	/* tern.conf last (written as tern.conf.new, renamed when all else is
 	 * done): its presence means the instance is whole, and a failed init
 	 * can simply be run again. */
 	char err[CONF_ERROR_MAX], draft[PATH_MAX];
 	if (path_join(draft, sizeof draft, etc, "tern.conf.new") < 0 ||
-	    write_config(&a, etc, "tern.conf.new") < 0) {
+	    write_config(a, etc, "tern.conf.new") < 0) {
 		fprintf(stderr, "ternctl init: %s: %s\n", draft, strerror(errno));
 		return CTL_REFUSED;
 	}
@@ -287,10 +293,32 @@ int cmd_init(struct ctl *ctl)
 		return CTL_REFUSED;
 	}
 	printf("instance ready in %s\n  config: %s\n  spool:  %s\n", dir, path, conf.spool);
-	for (size_t u = 0; u < a.nusers; u++)
-		printf("  mail for %s@%s lands in %s/mail/%s/Maildir/new/\n", a.users[u],
-		       a.domains[0], dir, a.users[u]);
+	for (size_t u = 0; u < a->nusers; u++)
+		printf("  mail for %s@%s lands in %s/mail/%s/Maildir/new/\n", a->users[u],
+		       a->domains[0], dir, a->users[u]);
 	return CTL_OK;
+}
+
+int cmd_init(struct ctl *ctl)
+{
+	size_t room = ctl->argc > 0 ? (size_t)ctl->argc : 1;
+	struct init_args a = {
+		.domains = calloc(room, sizeof *a.domains),
+		.users = calloc(room, sizeof *a.users),
+	};
+	int r;
+
+	if (a.domains == NULL || a.users == NULL) {
+		fprintf(stderr, "ternctl init: %s\n", strerror(ENOMEM));
+		r = CTL_TEMPORARY;
+	} else if (parse_init_args(ctl, &a) < 0) {
+		r = CTL_USAGE;
+	} else {
+		r = make_instance(&a);
+	}
+	free(a.domains);
+	free(a.users);
+	return r;
 }
 
 int cmd_compile(struct ctl *ctl)
