@@ -12,5 +12,6 @@ Suite *table_suite(void);
 Suite *spool_suite(void);
 Suite *recipient_suite(void);
 Suite *dsn_suite(void);
+Suite *log_suite(void);
 
 #endif
