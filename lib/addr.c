@@ -375,6 +375,20 @@ enum addr_status addr_parse(const char *s, struct mailbox *m)
 	return check_total(m);
 }
 
+bool addr_domain_valid(const char *s, int flags)
+{
+	struct cursor c = { s, strlen(s), 0 };
+	struct mailbox m;
+	char domain[ADDR_DOMAIN_MAX + 1];
+
+	memset(&m, 0, sizeof m);
+	if (c.len > ADDR_MAX - 2 || (s[0] == '[' && !(flags & ADDR_DOMAIN_LITERAL)))
+		return false;	/* - 2: room for "x@" */
+	if (parse_domain(&c, &m, domain, sizeof domain) != ADDR_OK || c.pos != c.len)
+		return false;
+	return !(m.utf8 && (flags & ADDR_DOMAIN_ASCII));
+}
+
 void addr_format(const struct mailbox *m, char *out, size_t outsize)
 {
 	if (m->domain[0] == '\0')

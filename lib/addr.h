@@ -34,6 +34,14 @@ enum addr_status addr_parse_path(const char *s, size_t len, int flags,
 /* Parses a bare mailbox "local@domain" filling all of S (tables, envelopes). */
 enum addr_status addr_parse(const char *s, struct mailbox *m);
 
+#define ADDR_DOMAIN_LITERAL 1	/* also an address literal, [192.0.2.1] */
+#define ADDR_DOMAIN_ASCII 2	/* no UTF-8 (U-labels) */
+
+/* True if all of S is a domain a mailbox can hold: a domain name (UTF-8
+ * allowed unless ADDR_DOMAIN_ASCII) or, with ADDR_DOMAIN_LITERAL, an
+ * address literal; short enough that a mailbox at it fits ADDR_MAX. */
+bool addr_domain_valid(const char *s, int flags);
+
 /* "local@domain", "" for the null path, "postmaster" for bare postmaster. */
 void addr_format(const struct mailbox *m, char *out, size_t outsize);
 

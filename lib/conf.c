@@ -247,12 +247,7 @@ static bool parse_port(const char *s, unsigned *out)
  * a banner and a Received header can name. */
 static bool valid_hostname(const char *s)
 {
-	char probe[ADDR_BUFFER + 2];
-	struct mailbox m;
-
-	if (snprintf(probe, sizeof probe, "x@%s", s) >= (int)sizeof probe)
-		return false;
-	return addr_parse(probe, &m) == ADDR_OK && !m.utf8 && m.domain[0] != '\0';
+	return addr_domain_valid(s, ADDR_DOMAIN_LITERAL | ADDR_DOMAIN_ASCII);
 }
 
 bool conf_server_address_valid(const char *s)

@@ -223,9 +223,7 @@ static bool valid_address_list(const char *value, bool allow_domains)
 		if (strcasecmp(item, "postmaster") == 0)
 			continue;
 		if (allow_domains && item[0] == '@') {
-			char probe[TABLE_VALUE_MAX + 2];
-			snprintf(probe, sizeof probe, "x%s", item);
-			if (addr_parse(probe, &m) != ADDR_OK)
+			if (!addr_domain_valid(item + 1, ADDR_DOMAIN_LITERAL))
 				return false;
 			continue;
 		}
@@ -269,9 +267,7 @@ static const char *canonical_entry(const char *table, char *key, size_t keysize,
 
 	if (strcmp(table, "domains") == 0) {
 		str_lower(key);
-		char probe[TABLE_VALUE_MAX + 3];
-		snprintf(probe, sizeof probe, "x@%s", key);
-		if (addr_parse(probe, &m) != ADDR_OK || key[0] == '[')
+		if (!addr_domain_valid(key, 0))
 			return "'%s' is not a domain";
 		if (value[0] != '\0' && strcmp(value, "system") != 0)
 			return "value must be empty or 'system', not '%s'";

@@ -45,17 +45,6 @@ static int make_dirs(const char *path, mode_t mode)
 	return 0;
 }
 
-static bool valid_domain(const char *domain)
-{
-	char probe[ADDR_BUFFER + 8];
-	struct mailbox m;
-
-	if (strlen(domain) > ADDR_DOMAIN_MAX || domain[0] == '[')
-		return false;
-	snprintf(probe, sizeof probe, "x@%s", domain);
-	return addr_parse(probe, &m) == ADDR_OK && !m.utf8;
-}
-
 static bool takes_value(const char *arg)
 {
 	return strcmp(arg, "--domain") == 0 || strcmp(arg, "--user") == 0 ||
@@ -97,7 +86,7 @@ static int parse_init_args(struct ctl *ctl, struct init_args *a)
 		return -1;
 	}
 	for (size_t i = 0; i < a->ndomains; i++) {
-		if (!valid_domain(a->domains[i])) {
+		if (!addr_domain_valid(a->domains[i], ADDR_DOMAIN_ASCII)) {
 			fprintf(stderr, "ternctl init: '%s' is not a domain name\n", a->domains[i]);
 			return -1;
 		}
@@ -111,7 +100,7 @@ static int parse_init_args(struct ctl *ctl, struct init_args *a)
 	}
 	if (a->hostname == NULL)
 		a->hostname = a->domains[0];
-	if (!valid_domain(a->hostname)) {
+	if (!addr_domain_valid(a->hostname, ADDR_DOMAIN_ASCII)) {
 		fprintf(stderr, "ternctl init: '%s' is not a host name\n", a->hostname);
 		return -1;
 	}

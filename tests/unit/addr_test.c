@@ -476,6 +476,52 @@ START_TEST(format_fits_the_buffer)
 }
 END_TEST
 
+START_TEST(domain_validity)
+{
+	static const char *const names[] = {
+		"example.test", "a.b-c.test", "localhost", "x1.test", "EXAMPLE.TEST",
+	};
+	static const char *const not_domains[] = {
+		"", ".", "a..test", ".a.test", "a.test.", "-a.test", "a-.test", "a_b.test",
+		"a b.test", "a@b.test", "a.test>", "[192.0.2.1", "a.test\n", "\xff.test",
+		"b\xc3.test", "[]",
+	};
+	char label[70], longest[ADDR_MAX], too_long[ADDR_MAX + 8];
+
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		for (int flags = 0; flags <= (ADDR_DOMAIN_LITERAL | ADDR_DOMAIN_ASCII); flags++)
+			ck_assert_msg(addr_domain_valid(names[i], flags), "%s %d", names[i], flags);
+	for (size_t i = 0; i < sizeof not_domains / sizeof not_domains[0]; i++)
+		for (int flags = 0; flags <= (ADDR_DOMAIN_LITERAL | ADDR_DOMAIN_ASCII); flags++)
+			ck_assert_msg(!addr_domain_valid(not_domains[i], flags), "'%s' %d",
+				      not_domains[i], flags);
+	/* address literals only when asked for */
+	ck_assert(!addr_domain_valid("[192.0.2.1]", 0));
+	ck_assert(!addr_domain_valid("[192.0.2.1]", ADDR_DOMAIN_ASCII));
+	ck_assert(addr_domain_valid("[192.0.2.1]", ADDR_DOMAIN_LITERAL));
+	ck_assert(addr_domain_valid("[IPv6:::1]", ADDR_DOMAIN_LITERAL | ADDR_DOMAIN_ASCII));
+	ck_assert(!addr_domain_valid("[192.0.2.300]", ADDR_DOMAIN_LITERAL));
+	/* UTF-8 unless ASCII is asked for */
+	ck_assert(addr_domain_valid("b\xc3\xbc" "cher.test", 0));
+	ck_assert(!addr_domain_valid("b\xc3\xbc" "cher.test", ADDR_DOMAIN_ASCII));
+	/* a label of 63 octets, not 64 */
+	memset(label, 'a', 63);
+	strcpy(label + 63, ".test");
+	ck_assert(addr_domain_valid(label, 0));
+	memset(label, 'a', 64);
+	strcpy(label + 64, ".test");
+	ck_assert(!addr_domain_valid(label, 0));
+	/* long enough that x@domain is ADDR_MAX, and one more */
+	for (size_t i = 0; i < ADDR_MAX - 2; i++)
+		longest[i] = i % 2 ? '.' : 'a';
+	longest[ADDR_MAX - 2] = '\0';
+	longest[ADDR_MAX - 3] = 'a';
+	ck_assert(addr_domain_valid(longest, 0));
+	snprintf(too_long, sizeof too_long, "a%s", longest);
+	ck_assert(!addr_domain_valid(too_long, 0));
+}
+END_TEST
+
 Suite *addr_suite(void)
 {
 	Suite *s = suite_create("addr");
@@ -499,6 +545,7 @@ Suite *addr_suite(void)
 	tcase_add_test(tc, control_characters_rejected);
 	tcase_add_test(tc, used_stops_at_the_path);
 	tcase_add_test(tc, format_fits_the_buffer);
+	tcase_add_test(tc, domain_validity);
 	suite_add_tcase(s, tc);
 	return s;
 }
