@@ -117,11 +117,6 @@ bool login_name_valid(const char *name)
 	return true;
 }
 
-bool str_has_prefix_ci(const char *s, const char *prefix)
-{
-	return strncasecmp(s, prefix, strlen(prefix)) == 0;
-}
-
 static const char base62[] =
 	"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
@@ -200,12 +195,6 @@ int find_program(const char *name, char *out, size_t outsize)
 	if (n > 0 && (size_t)n < outsize && is_executable(out))
 		return 0;
 	return -1;
-}
-
-int fd_cloexec(int fd)
-{
-	int flags = fcntl(fd, F_GETFD);
-	return flags < 0 ? -1 : fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
 }
 
 int fd_nonblock(int fd)

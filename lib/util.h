@@ -25,7 +25,6 @@ char *str_trim(char *s);
 /* A plain login name: lower-case letters, digits, '.', '_', '-', not
  * starting with '.' or '-', at most 32 octets; never a path. */
 bool login_name_valid(const char *name);
-bool str_has_prefix_ci(const char *s, const char *prefix);
 
 void qid_make(char out[QID_MAX]);
 bool qid_valid(const char *id);
@@ -35,8 +34,7 @@ bool qid_valid(const char *id);
  * the path in OUT, or -1 if none is executable. */
 int find_program(const char *name, char *out, size_t outsize);
 
-/* Sets a file descriptor's close-on-exec or non-blocking flag. */
-int fd_cloexec(int fd);
+/* Sets a file descriptor's non-blocking flag. */
 int fd_nonblock(int fd);
 
 /* posix_spawn PROGRAM with ARGV and ENVP (NULL: this environment), FDS[i]
