@@ -45,6 +45,15 @@ static size_t utf8_sequence(const unsigned char *p, size_t avail)
 	return n;
 }
 
+size_t utf8_char_length(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	if (len == 0)
+		return 0;
+	return p[0] < 0x80 ? 1 : utf8_sequence(p, len);
+}
+
 bool utf8_valid(const char *s, size_t len, bool *has_non_ascii)
 {
 	const unsigned char *p = (const unsigned char *)s;

@@ -45,6 +45,11 @@ bool addr_domain_valid(const char *s, int flags);
 /* "local@domain", "" for the null path, "postmaster" for bare postmaster. */
 void addr_format(const struct mailbox *m, char *out, size_t outsize);
 
+/* The length of the well-formed UTF-8 character at S (1 for ASCII), or 0
+ * if the LEN octets at S do not start one: RFC 3629, so no overlong form,
+ * no surrogate, nothing past U+10FFFF. */
+size_t utf8_char_length(const char *s, size_t len);
+
 /* True if S is well-formed UTF-8; *HAS_NON_ASCII (if given) tells whether
  * it holds any non-ASCII character. */
 bool utf8_valid(const char *s, size_t len, bool *has_non_ascii);

@@ -168,6 +168,10 @@ static int parse_envelope(struct job *job, struct envelope_in *e)
 			return fail(job, EXIT_ADDRESS_TOO_LONG, "address too long");
 		if (has_control_character(item, len))
 			return fail(job, EXIT_REFUSED_PERM, "control character in an address");
+		if (!utf8_valid(item, len, NULL)) {
+			errno = 0;
+			return fail(job, EXIT_REFUSED_PERM, "address not UTF-8");
+		}
 		if (first) {
 			e->sender = item;
 		} else {

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "spool.h"
 #include "ternctl.h"
 #include "util.h"
@@ -68,17 +69,28 @@ static struct listed *list_messages(const char *spool, size_t *count)
 	return list ? list : calloc(1, sizeof *list);
 }
 
+/* S as a JSON string, valid UTF-8 whatever S holds: each octet that is
+ * not part of a well-formed UTF-8 character becomes U+FFFD. */
 static void json_string(FILE *f, const char *s)
 {
+	size_t len = strlen(s);
+
 	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
+	for (size_t i = 0; i < len;) {
+		unsigned char c = (unsigned char)s[i];
+		size_t n = utf8_char_length(s + i, len - i);
+		if (n == 0) {
+			fputs("\\ufffd", f);
+			i++;
+			continue;
+		}
 		if (c == '"' || c == '\\')
 			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
+		else if (c < 0x20 || c == 0x7f)
 			fprintf(f, "\\u%04x", c);
 		else
-			fputc(c, f);
+			fwrite(s + i, 1, n, f);
+		i += n;
 	}
 	fputc('"', f);
 }

@@ -308,6 +308,34 @@ START_TEST(utf8_valid_function)
 }
 END_TEST
 
+START_TEST(utf8_char_lengths)
+{
+	static const struct {
+		const char *s;
+		size_t len, want;
+	} cases[] = {
+		{ "a", 1, 1 }, { "\x7f", 1, 1 }, { "", 0, 0 },
+		{ "\xc2\x80", 2, 2 }, { "\xdf\xbf", 2, 2 },			/* U+0080, U+07FF */
+		{ "\xe0\xa0\x80", 3, 3 }, { "\xed\x9f\xbf", 3, 3 },	/* U+0800, U+D7FF */
+		{ "\xee\x80\x80", 3, 3 }, { "\xef\xbf\xbf", 3, 3 },	/* U+E000, U+FFFF */
+		{ "\xf0\x90\x80\x80", 4, 4 }, { "\xf4\x8f\xbf\xbf", 4, 4 },	/* U+10000, U+10FFFF */
+		{ "\xed\xa0\x80", 3, 0 }, { "\xed\xbf\xbf", 3, 0 },	/* surrogates */
+		{ "\xf4\x90\x80\x80", 4, 0 },				/* U+110000 */
+		{ "\xc0\x80", 2, 0 }, { "\xc1\xbf", 2, 0 },			/* overlong */
+		{ "\xe0\x9f\xbf", 3, 0 }, { "\xf0\x8f\xbf\xbf", 4, 0 },
+		{ "\xf5\x80\x80\x80", 4, 0 }, { "\xff", 1, 0 }, { "\xfe", 1, 0 },
+		{ "\x80", 1, 0 }, { "\xbf", 1, 0 },				/* lone continuation */
+		{ "\xc3\xb6", 1, 0 }, { "\xe2\x82\xac", 2, 0 },		/* cut by LEN */
+		{ "\xc3(", 2, 0 }, { "\xe2\x28\xac", 3, 0 },			/* bad continuation */
+		{ "\xc3\xb6rest", 6, 2 },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		ck_assert_msg(utf8_char_length(cases[i].s, cases[i].len) == cases[i].want,
+			      "case %zu: %zu, not %zu", i,
+			      utf8_char_length(cases[i].s, cases[i].len), cases[i].want);
+}
+END_TEST
+
 START_TEST(relay_tricks_stay_local)
 {
 	struct mailbox m;
@@ -540,6 +568,7 @@ Suite *addr_suite(void)
 	tcase_add_test(tc, utf8_addresses);
 	tcase_add_test(tc, invalid_utf8_rejected);
 	tcase_add_test(tc, utf8_valid_function);
+	tcase_add_test(tc, utf8_char_lengths);
 	tcase_add_test(tc, relay_tricks_stay_local);
 	tcase_add_test(tc, length_limits);
 	tcase_add_test(tc, control_characters_rejected);
