@@ -1,6 +1,7 @@
 #include "table.h"
 
 #include <arpa/inet.h>
+#include <cdb.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -29,26 +30,61 @@ void table_init(struct table *t, const struct tern_conf *c, const char *name)
 		t->cdb_path[0] = '\0';
 }
 
-/* tinycdb trusts the table of contents; a truncated file can then answer
- * "not found".  The hash tables end the file, so the furthest of them must
- * end exactly at its last octet. */
-static bool cdb_whole(const struct cdb *c)
-{
-	const unsigned char *toc = c->cdb_mem;
-	unsigned size = c->cdb_fsize;
-	unsigned end = 2048;
+/* The cdb format: a table of contents of 256 (position, count) pairs, the
+ * records (key length, data length, key, data), then the 256 hash tables
+ * of (hash, record position) slots; every number a uint32 LE. */
+#define CDB_TOC_SIZE 2048
+#define CDB_PAIR 8
 
-	if (size < 2048)
-		return false;
-	for (unsigned i = 0; i < 256; i++) {
-		unsigned pos = cdb_unpack(toc + 8 * i);
-		unsigned n = cdb_unpack(toc + 8 * i + 4);
-		if (pos < 2048 || pos > size || n > (size - pos) / 8)
+/* Reads exactly LEN octets at POS; false on an error or a short read. */
+static bool read_at(int fd, void *buf, size_t len, uint64_t pos)
+{
+	unsigned char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pread(fd, p, len, (off_t)pos);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
 			return false;
-		if (n > 0 && pos + 8 * n > end)
-			end = pos + 8 * n;
+		p += n;
+		len -= (size_t)n;
+		pos += (size_t)n;
 	}
+	return true;
+}
+
+/* Every hash table lies inside the file after the contents, and the
+ * furthest ends exactly at its last octet: a truncated file fails here.
+ * The records end where the first hash table begins. */
+static bool cdb_layout(struct table *t, const unsigned char toc[CDB_TOC_SIZE])
+{
+	uint64_t size = (uint64_t)t->size, end = CDB_TOC_SIZE, first = size;
+
+	for (unsigned i = 0; i < 256; i++) {
+		uint64_t pos = cdb_unpack(toc + CDB_PAIR * i);
+		uint64_t n = cdb_unpack(toc + CDB_PAIR * i + 4);
+		if (pos < CDB_TOC_SIZE || pos > size || n > (size - pos) / CDB_PAIR)
+			return false;
+		if (pos < first)
+			first = pos;
+		if (n > 0 && pos + CDB_PAIR * n > end)
+			end = pos + CDB_PAIR * n;
+	}
+	t->records_end = (uint32_t)first;
 	return end == size;
+}
+
+static bool cdb_open(struct table *t)
+{
+	unsigned char toc[CDB_TOC_SIZE];
+	struct stat st;
+
+	if (fstat(t->fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < CDB_TOC_SIZE ||
+	    st.st_size > UINT32_MAX)
+		return false;
+	t->size = st.st_size;
+	return read_at(t->fd, toc, sizeof toc, 0) && cdb_layout(t, toc);
 }
 
 static void table_open(struct table *t)
@@ -60,14 +96,9 @@ static void table_open(struct table *t)
 		t->broken = true;
 		return;
 	}
-	t->fd = open(t->cdb_path, O_RDONLY | O_CLOEXEC);
+	t->fd = open(t->cdb_path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 	if (t->fd >= 0) {
-		if (cdb_init(&t->cdb, t->fd) < 0) {
-			close(t->fd);
-			t->fd = -1;
-			t->broken = true;
-		} else if (!cdb_whole(&t->cdb)) {
-			cdb_free(&t->cdb);
+		if (!cdb_open(t)) {
 			close(t->fd);
 			t->fd = -1;
 			t->broken = true;
@@ -87,37 +118,108 @@ static void table_open(struct table *t)
 		t->empty = true;
 }
 
+/* Truncated or rewritten in place since it was opened? */
+static bool cdb_changed(const struct table *t)
+{
+	struct stat st;
+
+	return fstat(t->fd, &st) < 0 || st.st_size != t->size;
+}
+
+struct cdb_data {
+	uint32_t pos, len;
+};
+
+enum record_match { RECORD_CORRUPT = -1, RECORD_OTHER, RECORD_KEY };
+
+/* Checks the record at POS that a slot of hash HASH points to: inside the
+ * records, its key no longer than TABLE_KEY_MAX and hashing to HASH.  When
+ * its key is KEY (KLEN octets), where its data lies goes to OUT. */
+static enum record_match record_check(const struct table *t, uint32_t hash, uint32_t pos,
+				      const char *key, size_t klen, struct cdb_data *out)
+{
+	unsigned char head[CDB_PAIR], found[TABLE_KEY_MAX];
+
+	if (pos < CDB_TOC_SIZE || pos > t->records_end || t->records_end - pos < CDB_PAIR ||
+	    !read_at(t->fd, head, sizeof head, pos))
+		return RECORD_CORRUPT;
+	uint32_t found_len = cdb_unpack(head), data_len = cdb_unpack(head + 4);
+	uint32_t room = t->records_end - pos - CDB_PAIR;
+	if (found_len > TABLE_KEY_MAX || found_len > room || data_len > room - found_len ||
+	    !read_at(t->fd, found, found_len, pos + CDB_PAIR) ||
+	    cdb_hash(found, found_len) != hash)
+		return RECORD_CORRUPT;
+	if (found_len != klen || memcmp(found, key, klen) != 0)
+		return RECORD_OTHER;
+	out->pos = pos + CDB_PAIR + found_len;
+	out->len = data_len;
+	return RECORD_KEY;
+}
+
+/* Walks KEY's hash table from its slot to the first empty one, as cdb
+ * readers do, checking every record on the way. */
+static enum table_result cdb_search(const struct table *t, const char *key, size_t klen,
+				    struct cdb_data *out)
+{
+	unsigned char pair[CDB_PAIR];
+	uint32_t hash = cdb_hash(key, (unsigned)klen);
+	uint32_t index = hash & 255;
+
+	if (!read_at(t->fd, pair, sizeof pair, CDB_PAIR * index))
+		return TABLE_TEMPFAIL;
+	uint64_t table = cdb_unpack(pair), n = cdb_unpack(pair + 4);
+	if (n == 0)
+		return TABLE_NOTFOUND;
+	if (table < t->records_end || table > (uint64_t)t->size ||
+	    n > ((uint64_t)t->size - table) / CDB_PAIR)
+		return TABLE_TEMPFAIL;
+	uint64_t start = (hash >> 8) % n;
+	for (uint64_t i = 0; i < n; i++) {
+		if (!read_at(t->fd, pair, sizeof pair, table + CDB_PAIR * ((start + i) % n)))
+			return TABLE_TEMPFAIL;
+		uint32_t slot_hash = cdb_unpack(pair), record = cdb_unpack(pair + 4);
+		if (record == 0)
+			return TABLE_NOTFOUND;
+		if ((slot_hash & 255) != index)
+			return TABLE_TEMPFAIL;
+		switch (record_check(t, slot_hash, record, key, klen, out)) {
+		case RECORD_CORRUPT: return TABLE_TEMPFAIL;
+		case RECORD_KEY: return TABLE_FOUND;
+		case RECORD_OTHER: break;
+		}
+	}
+	return TABLE_NOTFOUND;
+}
+
 enum table_result table_lookup(struct table *t, const char *key,
 			       char *value, size_t valuesize)
 {
+	struct cdb_data data;
+
 	if (!t->opened)
 		table_open(t);
 	if (t->broken)
 		return TABLE_TEMPFAIL;
 	if (t->empty)
 		return TABLE_NOTFOUND;
-	int r = cdb_find(&t->cdb, key, (unsigned)strlen(key));
-	if (r < 0)
+	if (cdb_changed(t))
 		return TABLE_TEMPFAIL;
-	if (r == 0)
-		return TABLE_NOTFOUND;
-	unsigned len = cdb_datalen(&t->cdb);
-	if (value != NULL) {
-		if (len >= valuesize)
-			return TABLE_TEMPFAIL;
-		if (cdb_read(&t->cdb, value, len, cdb_datapos(&t->cdb)) < 0)
-			return TABLE_TEMPFAIL;
-		value[len] = '\0';
-	}
+	enum table_result r = cdb_search(t, key, strlen(key), &data);
+	if (r != TABLE_FOUND || value == NULL)
+		return r;
+	if (data.len >= valuesize || !read_at(t->fd, value, data.len, data.pos))
+		return TABLE_TEMPFAIL;
+	/* no value compiled holds a NUL: a corrupt one, not a shorter one */
+	if (memchr(value, '\0', data.len) != NULL)
+		return TABLE_TEMPFAIL;
+	value[data.len] = '\0';
 	return TABLE_FOUND;
 }
 
 void table_close(struct table *t)
 {
-	if (t->fd >= 0) {
-		cdb_free(&t->cdb);
+	if (t->fd >= 0)
 		close(t->fd);
-	}
 	t->fd = -1;
 	t->opened = false;
 	t->broken = false;

@@ -3,19 +3,26 @@
  * Promises: a lookup answers FOUND, NOTFOUND or TEMPFAIL, never "empty" for
  * a table that exists but cannot be read: a text table without its cdb, or a
  * cdb that cannot be opened or is corrupt, is TEMPFAIL.  A table with
- * neither file is empty.  table_compile_all() replaces every cdb or none,
+ * neither file is empty.  The cdb is read with pread, never mapped, so a
+ * file truncated under an open table is a TEMPFAIL, not a SIGBUS; a file
+ * whose size changed since it was opened is TEMPFAIL too.  Each lookup
+ * checks every record its hash slots lead to: inside the records, with a
+ * key of at most TABLE_KEY_MAX octets that hashes to the slot's hash, or
+ * the lookup is TEMPFAIL.  table_compile_all() replaces every cdb or none,
  * each by an atomic rename, so a reader sees a whole old or whole new table. */
 #ifndef TERN_TABLE_H
 #define TERN_TABLE_H
 
-#include <cdb.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #include "conf.h"
 
 #define TABLE_VALUE_MAX 4096
+#define TABLE_KEY_MAX (TABLE_VALUE_MAX - 1)	/* longer than any key compiled */
 #define TABLE_ERROR_MAX 512
 
 enum table_result { TABLE_FOUND, TABLE_NOTFOUND, TABLE_TEMPFAIL };
@@ -27,7 +34,8 @@ struct table {
 	bool empty;	/* neither text nor cdb */
 	bool broken;	/* text without cdb, or unreadable cdb */
 	int fd;
-	struct cdb cdb;
+	off_t size;		/* of the cdb when opened */
+	uint32_t records_end;	/* where the hash tables begin */
 };
 
 /* Every table tern knows, in compile order. */

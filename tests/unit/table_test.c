@@ -555,6 +555,105 @@ START_TEST(relay_unreadable_is_tempfail)
 }
 END_TEST
 
+/* ---- corrupt records ---- */
+
+static unsigned get_u32(const unsigned char *p)
+{
+	return p[0] | (unsigned)p[1] << 8 | (unsigned)p[2] << 16 | (unsigned)p[3] << 24;
+}
+
+static void put_u32(unsigned char *p, unsigned v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* The offset in a cdb (BYTES, LEN octets) of the record whose key is KEY. */
+static size_t record_offset(const unsigned char *bytes, size_t len, const char *key)
+{
+	size_t end = get_u32(bytes), klen = strlen(key);
+
+	ck_assert(end <= len);
+	for (size_t pos = 2048; pos + 8 <= end;) {
+		size_t k = get_u32(bytes + pos), d = get_u32(bytes + pos + 4);
+		if (k == klen && memcmp(bytes + pos + 8, key, klen) == 0)
+			return pos;
+		pos += 8 + k + d;
+	}
+	ck_abort_msg("no record for '%s'", key);
+	return 0;
+}
+
+/* The offset of the hash slot that points at the record at RECORD. */
+static size_t slot_offset(const unsigned char *bytes, size_t len, size_t record)
+{
+	for (size_t pos = get_u32(bytes); pos + 8 <= len; pos += 8)
+		if (get_u32(bytes + pos + 4) == record)
+			return pos;
+	ck_abort_msg("no slot for the record at %zu", record);
+	return 0;
+}
+
+enum corruption { KEY_LENGTH_SHORTER, KEY_LENGTH_HUGE, DATA_LENGTH_HUGE, KEY_OCTET,
+		  SLOT_INTO_TOC, SLOT_PAST_DATA, SLOT_HASH };
+
+/* Compiles TABLE from TEXT in a fresh instance, damages the record of KEY
+ * in its cdb as HOW says (the file keeps its size and its table of
+ * contents), and checks that looking KEY up is a temporary failure. */
+static void check_corrupt(const char *table, const char *text, const char *key,
+			  enum corruption how)
+{
+	char dir[PATH_MAX], path[PATH_MAX], value[TABLE_VALUE_MAX], file[64];
+	struct tern_conf *c = instance(dir);
+	size_t len;
+
+	test_write_file(dir, table, text);
+	compile_ok(c);
+	ck_assert_int_eq(lookup(c, table, key, value, sizeof value), TABLE_FOUND);
+	snprintf(file, sizeof file, "%s.cdb", table);
+	test_path(path, dir, file);
+	unsigned char *bytes = (unsigned char *)test_read_file(path, &len);
+	ck_assert(bytes != NULL);
+	size_t rec = record_offset(bytes, len, key), slot = slot_offset(bytes, len, rec);
+	switch (how) {
+	case KEY_LENGTH_SHORTER: put_u32(bytes + rec, (unsigned)strlen(key) - 1); break;
+	case KEY_LENGTH_HUGE: put_u32(bytes + rec, 0xFFFFFFF0u); break;
+	case DATA_LENGTH_HUGE: put_u32(bytes + rec + 4, (unsigned)len); break;
+	case KEY_OCTET: bytes[rec + 8] ^= 0x20; break;
+	case SLOT_INTO_TOC: put_u32(bytes + slot + 4, 100); break;
+	case SLOT_PAST_DATA: put_u32(bytes + slot + 4, (unsigned)len - 4); break;
+	case SLOT_HASH: put_u32(bytes + slot, get_u32(bytes + slot) ^ 0x100); break;
+	}
+	FILE *out = fopen(path, "r+");
+	ck_assert(out != NULL);
+	ck_assert_int_eq(fwrite(bytes, 1, len, out), len);
+	ck_assert_int_eq(fclose(out), 0);
+	free(bytes);
+	enum table_result r = lookup(c, table, key, value, sizeof value);
+	ck_assert_msg(r == TABLE_TEMPFAIL, "%s: corruption %d of '%s' gave %d", table, how,
+		      key, r);
+	free(c);
+}
+
+static const char corrupt_mailboxes[] =
+	"alice@example.test ../mail/alice/Maildir\n"
+	"bob@example.test ../mail/bob/Maildir\n";
+
+START_TEST(corrupt_domain_record)
+{
+	check_corrupt("domains", "example.test\nother.test\n", "example.test",
+		      KEY_LENGTH_SHORTER);
+	check_corrupt("domains", "example.test\nother.test\n", "other.test", KEY_LENGTH_HUGE);
+}
+END_TEST
+
+START_TEST(corrupt_mailbox_record)
+{
+	for (enum corruption how = KEY_LENGTH_SHORTER; how <= SLOT_HASH; how++)
+		check_corrupt("mailboxes", corrupt_mailboxes, "alice@example.test", how);
+}
+END_TEST
+
 Suite *table_suite(void)
 {
 	Suite *s = suite_create("table");
@@ -573,6 +672,8 @@ Suite *table_suite(void)
 	tcase_add_test(tc, truncated_cdb_100);
 	tcase_add_test(tc, truncated_cdb_3000);
 	tcase_add_test(tc, truncated_cdb_one_short);
+	tcase_add_test(tc, corrupt_domain_record);
+	tcase_add_test(tc, corrupt_mailbox_record);
 	tcase_add_test(tc, bad_line_reported);
 	tcase_add_test(tc, bad_lines_in_every_table);
 	tcase_add_test(tc, all_or_none);
