@@ -616,7 +616,7 @@ static bool already_present(struct message *m, const char *addr, size_t except)
 /* Replaces alias recipient R with its targets. */
 static void expand_alias(struct deliver *d, struct message *m, size_t ri, const char *list)
 {
-	char copy[TABLE_VALUE_MAX], expanded[TABLE_VALUE_MAX] = "";
+	char target[TABLE_VALUE_MAX], expanded[TABLE_VALUE_MAX] = "";
 	char postmaster[ADDR_BUFFER + 16];
 	unsigned hops = m->rcpts[ri].hops + 1;
 
@@ -624,11 +624,9 @@ static void expand_alias(struct deliver *d, struct message *m, size_t ri, const 
 		fail(m, &m->rcpts[ri], "5.4.6 alias loop: too many alias expansions");
 		return;
 	}
-	str_copy(copy, sizeof copy, list);
-	for (char *save = NULL, *item = strtok_r(copy, ",", &save); item != NULL;
-	     item = strtok_r(NULL, ",", &save)) {
-		item += strspn(item, " \t");
-		item[strcspn(item, " \t")] = '\0';
+	/* a list from the table fits TARGET whole: no item is cut short */
+	while (addr_list_next(&list, target, sizeof target) > 0) {
+		char *item = target;
 		if (item[0] == '\0')
 			continue;
 		if (strcasecmp(item, "postmaster") == 0) {
@@ -644,8 +642,10 @@ static void expand_alias(struct deliver *d, struct message *m, size_t ri, const 
 			log_event("error", "id=%s what=memory", m->id);
 			return;
 		}
+		/* a summary for the log: cut short, it still names the first targets */
 		size_t len = strlen(expanded);
-		snprintf(expanded + len, sizeof expanded - len, "%s%s", len ? "," : "", item);
+		if (snprintf(expanded + len, sizeof expanded - len, "%s%s", len ? "," : "", item) < 0)
+			expanded[len] = '\0';
 	}
 	struct rcpt_record *r = &m->rcpts[ri];
 	r->state = RCPT_EXPANDED;

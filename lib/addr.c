@@ -405,3 +405,43 @@ void addr_format(const struct mailbox *m, char *out, size_t outsize)
 	else
 		snprintf(out, outsize, "%s@%s", m->local, m->domain);
 }
+
+size_t addr_span_unquoted(const char *s, const char *stops)
+{
+	bool quoted = false;
+	size_t i = 0;
+
+	for (; s[i] != '\0'; i++) {
+		if (quoted && s[i] == '\\' && s[i + 1] != '\0')
+			i++;
+		else if (s[i] == '"')
+			quoted = !quoted;
+		else if (!quoted && strchr(stops, s[i]) != NULL)
+			break;
+	}
+	return i;
+}
+
+static bool is_blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+int addr_list_next(const char **cursor, char *out, size_t outsize)
+{
+	const char *item = *cursor;
+
+	if (*item == '\0')
+		return 0;
+	size_t len = addr_span_unquoted(item, ",");
+	*cursor = item[len] == ',' ? item + len + 1 : item + len;
+	while (len > 0 && is_blank(*item))
+		item++, len--;
+	while (len > 0 && is_blank(item[len - 1]))
+		len--;
+	if (len >= outsize)
+		return -1;
+	memcpy(out, item, len);
+	out[len] = '\0';
+	return 1;
+}

@@ -50,6 +50,17 @@ void addr_format(const struct mailbox *m, char *out, size_t outsize);
  * no surrogate, nothing past U+10FFFF. */
 size_t utf8_char_length(const char *s, size_t len);
 
+/* The length of S up to its first octet from STOPS outside a quoted
+ * string (where a backslash escapes the next octet). */
+size_t addr_span_unquoted(const char *s, const char *stops);
+
+/* The next item of the comma-separated address list at *CURSOR (aliases,
+ * senders): a comma or blank inside a quoted local part is part of its
+ * item.  The item, trimmed of spaces and tabs and possibly empty, goes to
+ * OUT and *CURSOR moves past its comma.  1 for an item, 0 at the end of
+ * the list, -1 if the item does not fit OUTSIZE. */
+int addr_list_next(const char **cursor, char *out, size_t outsize);
+
 /* True if S is well-formed UTF-8; *HAS_NON_ASCII (if given) tells whether
  * it holds any non-ASCII character. */
 bool utf8_valid(const char *s, size_t len, bool *has_non_ascii);

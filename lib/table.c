@@ -314,14 +314,15 @@ static void bad_line(struct entry_sink *sink, unsigned lineno, const char *fmt,
 
 static bool valid_address_list(const char *value, bool allow_domains)
 {
-	char copy[TABLE_VALUE_MAX];
+	char item[TABLE_VALUE_MAX];
 	struct mailbox m;
+	int got;
+	unsigned items = 0;
 
-	if (!str_copy(copy, sizeof copy, value) || copy[0] == '\0')
-		return false;
-	for (char *save = NULL, *item = strtok_r(copy, ",", &save); item != NULL;
-	     item = strtok_r(NULL, ",", &save)) {
-		item = str_trim(item);
+	while ((got = addr_list_next(&value, item, sizeof item)) > 0) {
+		if (item[0] == '\0')
+			continue;
+		items++;
 		if (strcasecmp(item, "postmaster") == 0)
 			continue;
 		if (allow_domains && item[0] == '@') {
@@ -332,7 +333,7 @@ static bool valid_address_list(const char *value, bool allow_domains)
 		if (addr_parse(item, &m) != ADDR_OK)
 			return false;
 	}
-	return true;
+	return got == 0 && items > 0;
 }
 
 static bool valid_route(const char *value)
@@ -410,6 +411,15 @@ static int add_entry(struct entry_sink *sink, const char *key, const char *value
 			    (unsigned)strlen(value), CDB_PUT_REPLACE);
 }
 
+/* An address key ends at the first blank outside its quoted local part,
+ * as in "john smith"@example.test; any other at the first blank. */
+static size_t key_length(const char *table, const char *line)
+{
+	if (strcmp(table, "mailboxes") == 0 || strcmp(table, "aliases") == 0)
+		return addr_span_unquoted(line, " \t");
+	return strcspn(line, " \t");
+}
+
 static int read_table(FILE *in, struct entry_sink *sink)
 {
 	char line[TABLE_VALUE_MAX + 512];
@@ -433,7 +443,7 @@ static int read_table(FILE *in, struct entry_sink *sink)
 			s++;
 		if (*s == '\0' || line[0] == '#')
 			continue;
-		char *value = s + strcspn(s, " \t");
+		char *value = s + key_length(sink->name, s);
 		if (*value != '\0') {
 			*value++ = '\0';
 			value += strspn(value, " \t");

@@ -132,3 +132,32 @@ def test_cdb_truncated_in_place_during_a_session():
         # the first page (the table of contents) stays, the rest goes
         check_truncated_in_session(
             t, lambda path: os.truncate(path, os.sysconf("SC_PAGE_SIZE")))
+
+
+# ---- alias lists ----
+
+MAILBOXES = "alice@example.test ../mail/alice/Maildir\nbob@example.test ../mail/bob/Maildir\n"
+
+
+def test_alias_target_with_a_quoted_local_part():
+    # tern-tables(5): a quoted local part may hold blanks and commas, in a
+    # key and in a list; a target is never cut at its first blank.
+    with Instance() as t:
+        t.write_table("mailboxes", MAILBOXES +
+                      '"john smith"@example.test ../mail/alice/Maildir\n'
+                      '"smith, jane"@example.test ../mail/bob/Maildir\n')
+        t.write_table("aliases", 'js@example.test "john smith"@example.test,'
+                      ' "smith, jane"@example.test\n')
+        assert [c for c, _ in rcpt(t, '"john smith"@example.test', '"smith, jane"@example.test',
+                                   '"john"@example.test')] == [250, 250, 550]
+        with t.smtp() as s:
+            s.sendmail(SENDER, ["js@example.test"], b"Subject: quoted\r\n\r\nbody\r\n")
+        (alice,) = t.wait_for_messages("alice", 1)
+        (bob,) = t.wait_for_messages("bob", 1)
+        t.wait_spool_empty()
+        assert b'Delivered-To: "john smith"@example.test\n' in alice, alice
+        assert b'Delivered-To: "smith, jane"@example.test\n' in bob, bob
+        log = t.log("deliver")
+        # log values are quoted (INTERFACES.md), so the targets' quotes are escaped
+        assert r'to="\"john smith\"@example.test,\"smith, jane\"@example.test"' in log, log
+        assert "bounced" not in log, log

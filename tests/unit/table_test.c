@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "conf.h"
 #include "helpers.h"
 #include "suites.h"
@@ -654,11 +655,70 @@ START_TEST(corrupt_mailbox_record)
 }
 END_TEST
 
+/* ---- address lists ---- */
+
+START_TEST(address_list_items)
+{
+	const char *list = " \"a, b\"@x.test ,c@x.test,,\"q\\\",x\"@y.test\t, d e ";
+	static const char *const want[] = { "\"a, b\"@x.test", "c@x.test", "",
+					    "\"q\\\",x\"@y.test", "d e" };
+	char item[64];
+
+	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+		ck_assert_int_eq(addr_list_next(&list, item, sizeof item), 1);
+		ck_assert_str_eq(item, want[i]);
+	}
+	ck_assert_int_eq(addr_list_next(&list, item, sizeof item), 0);
+
+	const char *unterminated = "\"a, b@x.test, c@x.test";
+	ck_assert_int_eq(addr_list_next(&unterminated, item, sizeof item), 1);
+	ck_assert_str_eq(item, "\"a, b@x.test, c@x.test");
+
+	const char *longer = "abcdefgh@x.test";
+	char small[8];
+	ck_assert_int_eq(addr_list_next(&longer, small, sizeof small), -1);
+}
+END_TEST
+
+START_TEST(quoted_local_parts_in_tables)
+{
+	char dir[PATH_MAX];
+	struct tern_conf *c = instance(dir);
+
+	test_write_file(dir, "mailboxes", "\"John Smith\"@x.test /js\n\"a,b\"@x.test\t/ab\n");
+	test_write_file(dir, "aliases", "team@x.test \"john smith\"@x.test, \"a,b\"@x.test ,b@x.test\n"
+					"\"the team\"@x.test team@x.test\n");
+	compile_ok(c);
+	check_value(c, "mailboxes", "\"john smith\"@x.test", "/js");
+	check_value(c, "mailboxes", "\"a,b\"@x.test", "/ab");
+	check_value(c, "aliases", "team@x.test",
+		    "\"john smith\"@x.test, \"a,b\"@x.test ,b@x.test");
+	check_value(c, "aliases", "\"the team\"@x.test", "team@x.test");
+	free(c);
+
+	static const char *const bad[] = {
+		"a@x.test \"unterminated@x.test, b@x.test\n",
+		"a@x.test john smith@x.test\n",
+		"a@x.test ,\n",
+		"\"a b@x.test c@x.test\n",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		struct reports r = { "", 0 };
+		c = instance(dir);
+		test_write_file(dir, "aliases", bad[i]);
+		ck_assert_msg(table_compile_all(c, collect, &r) == 1, "accepted: %s", bad[i]);
+		ck_assert_msg(strncmp(r.text, "aliases:1: ", 11) == 0, "%s: %s", bad[i], r.text);
+		free(c);
+	}
+}
+END_TEST
+
 Suite *table_suite(void)
 {
 	Suite *s = suite_create("table");
 	TCase *tc = tcase_create("lookup");
 	TCase *cidr = tcase_create("cidr");
+	TCase *lists = tcase_create("lists");
 
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, found_and_not_found);
@@ -674,6 +734,7 @@ Suite *table_suite(void)
 	tcase_add_test(tc, truncated_cdb_one_short);
 	tcase_add_test(tc, corrupt_domain_record);
 	tcase_add_test(tc, corrupt_mailbox_record);
+	tcase_add_test(tc, quoted_local_parts_in_tables);
 	tcase_add_test(tc, bad_line_reported);
 	tcase_add_test(tc, bad_lines_in_every_table);
 	tcase_add_test(tc, all_or_none);
@@ -685,5 +746,8 @@ Suite *table_suite(void)
 
 	tcase_add_test(cidr, cidr_forms);
 	suite_add_tcase(s, cidr);
+
+	tcase_add_test(lists, address_list_items);
+	suite_add_tcase(s, lists);
 	return s;
 }
