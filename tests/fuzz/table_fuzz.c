@@ -31,26 +31,38 @@ static const char *const fixed_keys[] = {
 struct scratch {
 	struct tern_conf conf;
 	char cdb[PATH_MAX];
+	bool ready;
 };
 
-/* One scratch folder for the whole run; libFuzzer calls us in one thread. */
+/* One scratch folder for the whole run (libFuzzer calls us in one
+ * thread), removed when the run ends. */
+static struct scratch the_scratch;
+
+static void remove_scratch(void)
+{
+	unlink(the_scratch.cdb);
+	rmdir(the_scratch.conf.dir);
+}
+
 static struct scratch *scratch(void)
 {
-	static struct scratch s;
-	static bool ready;
-	char dir[] = "/tmp/table-fuzz-XXXXXX";
+	struct scratch *s = &the_scratch;
+	const char *tmp = getenv("TMPDIR");
+	char dir[PATH_MAX];
 
-	if (ready)
-		return &s;
+	if (s->ready)
+		return s;
+	snprintf(dir, sizeof dir, "%s/table-fuzz-XXXXXX", tmp != NULL && tmp[0] ? tmp : "/tmp");
 	if (mkdtemp(dir) == NULL) {
 		perror("table_fuzz: mkdtemp");
 		abort();
 	}
-	conf_defaults(&s.conf);
-	snprintf(s.conf.dir, sizeof s.conf.dir, "%s", dir);
-	snprintf(s.cdb, sizeof s.cdb, "%s/%s", dir, FUZZ_CDB);
-	ready = true;
-	return &s;
+	conf_defaults(&s->conf);
+	snprintf(s->conf.dir, sizeof s->conf.dir, "%s", dir);
+	snprintf(s->cdb, sizeof s->cdb, "%s/%s", dir, FUZZ_CDB);
+	s->ready = true;
+	atexit(remove_scratch);
+	return s;
 }
 
 static void write_input(const char *path, const uint8_t *data, size_t size)
