@@ -95,7 +95,10 @@ class Raw:
         what it sent before closing."""
         data = self.pending
         while True:
-            chunk = self.sock.recv(65536)
+            try:
+                chunk = self.sock.recv(65536)
+            except ConnectionResetError:
+                chunk = b""  # killed with our bytes unread: the kernel resets
             if not chunk:
                 return data.decode("utf-8", "replace")
             data += chunk
