@@ -229,21 +229,35 @@ class Instance:
     def smtp(self, helo="client.test"):
         return smtplib.SMTP("127.0.0.1", self.port, local_hostname=helo, timeout=30)
 
-    def conversation(self, data, wait=0.5, timeout=10):
-        """Sends raw DATA (bytes) in one write; returns everything the server said."""
+    def conversation(self, data, wait=0.5, timeout=10, wait_for_354=True):
+        """Sends raw DATA (bytes) as a pipelining client does (RFC 2920 3.1):
+        the commands in one write up to each DATA, the message only once that
+        DATA got 354, then the message and what follows in one write.
+        WAIT_FOR_354=False sends it all in one write, as a client that does
+        not wait.  Returns everything the server said."""
         with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
-            s.sendall(data)
-            s.shutdown(socket.SHUT_WR)
-            chunks = []
-            while True:
-                try:
-                    chunk = s.recv(65536)
-                except socket.timeout:
+            transcript = _Transcript(s)
+            owed = 1  # replies the server owes: the banner, one a command line or message
+            rest = data
+            while wait_for_354:
+                upto = _through_data_command(rest)
+                if upto < 0:
                     break
-                if not chunk:
+                s.sendall(rest[:upto])
+                owed += rest[:upto].count(b"\n")
+                rest = rest[upto:]
+                if not transcript.is_354(owed):
                     break
-                chunks.append(chunk)
-            return b"".join(chunks).decode("utf-8", "replace")
+                end = _message_length(rest)
+                if end < 0:
+                    break  # the message never ends
+                s.sendall(rest[:end])
+                owed += 1
+                rest = rest[end:]
+            with contextlib.suppress(OSError):
+                s.sendall(rest)
+                s.shutdown(socket.SHUT_WR)
+            return transcript.rest()
 
     def queue(self, envelope, message=b"Subject: queued directly\n\nbody line\n", qid=None):
         """Runs tern-queue as qmail-queue is run: MESSAGE on fd 0, ENVELOPE
@@ -277,6 +291,61 @@ class Instance:
     def swaks(self, *args, check=False):
         return run(["swaks", "--server", "127.0.0.1:%d" % self.port, "--helo", "client.test"]
                    + list(args), check=check)
+
+
+def _through_data_command(commands):
+    """The length of COMMANDS up to and including its first DATA line, or -1."""
+    at = 0
+    while True:
+        end = commands.find(b"\r\n", at)
+        if end < 0:
+            return -1
+        if commands[at:end].upper() == b"DATA":
+            return end + 2
+        at = end + 2
+
+
+def _message_length(data):
+    """The length of the message at the start of DATA through its CRLF.CRLF, or -1."""
+    if data.startswith(b".\r\n"):
+        return 3
+    end = data.find(b"\r\n.\r\n")
+    return end + 5 if end >= 0 else -1
+
+
+class _Transcript:
+    """What a server says on a socket, read as far as the caller needs."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.data = b""
+
+    def _replies(self):
+        return [l for l in self.data.split(b"\r\n")[:-1]
+                if len(l) >= 3 and l[:3].isdigit() and l[3:4] in (b" ", b"")]
+
+    def is_354(self, count):
+        """Reads up to the COUNTth reply; true if it is 354."""
+        while len(self._replies()) < count:
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                return False
+            if not chunk:
+                return False
+            self.data += chunk
+        return self._replies()[count - 1].startswith(b"354")
+
+    def rest(self):
+        while True:
+            try:
+                chunk = self.sock.recv(65536)
+            except (socket.timeout, ConnectionResetError):
+                break
+            if not chunk:
+                break
+            self.data += chunk
+        return self.data.decode("utf-8", "replace")
 
 
 def install_tree():
