@@ -89,7 +89,8 @@ static void end_line(struct data_state *d)
 	d->field = FIELD_START;
 }
 
-/* An octet inside a line: CR may start the line end; LF alone is bare. */
+/* An octet inside a line: CR may start the line end; LF alone is bare;
+ * NUL is no text at all (RFC 5321 4.5.2 leaves it out of every line). */
 static void line_octet(struct data_state *d, char c, char *out, size_t *n)
 {
 	if (c == '\r') {
@@ -98,6 +99,8 @@ static void line_octet(struct data_state *d, char c, char *out, size_t *n)
 	}
 	if (c == '\n')
 		fault(d, DATA_BARE_LF);
+	else if (c == '\0')
+		fault(d, DATA_NUL);
 	else
 		emit(d, c, out, n);
 	d->state = IN_LINE;
@@ -161,6 +164,8 @@ const char *data_fault_reply(enum data_fault f)
 		return "550 5.6.0 Message refused: bare LF in DATA (lines must end with CRLF)";
 	case DATA_BARE_CR:
 		return "550 5.6.0 Message refused: bare CR in DATA (lines must end with CRLF)";
+	case DATA_NUL:
+		return "550 5.6.0 Message refused: NUL in DATA";
 	case DATA_LINE_TOO_LONG:
 		return "550 5.6.0 Message refused: text line too long";
 	case DATA_HEADER_TOO_LARGE:

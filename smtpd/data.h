@@ -1,7 +1,7 @@
 /* data: the DATA state machine (RFC 5321 4.1.1.4, 4.5.2).
  *
  * Promises: the only end of data is CRLF "." CRLF; leading dots are
- * removed; CRLF becomes LF; a bare CR or bare LF anywhere, a text line over
+ * removed; CRLF becomes LF; a bare CR, bare LF or NUL anywhere, a text line over
  * the limit, too large a header block or message, or too many Received:
  * headers is recorded as the message's fault (first fault wins) while the
  * machine keeps reading to the true end of data, so the session stays in
@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 enum data_fault {
-	DATA_OK, DATA_BARE_LF, DATA_BARE_CR, DATA_LINE_TOO_LONG,
+	DATA_OK, DATA_BARE_LF, DATA_BARE_CR, DATA_NUL, DATA_LINE_TOO_LONG,
 	DATA_HEADER_TOO_LARGE, DATA_TOO_LARGE, DATA_LOOP,
 };
 

@@ -210,6 +210,49 @@ START_TEST(bare_cr_refused)
 }
 END_TEST
 
+/* IN is a string literal that may hold NULs. */
+#define FEED_LITERAL(in, chunk) feed(&roomy, (in), sizeof(in) - 1, (chunk))
+
+START_TEST(nul_refused)
+{
+	static const char anywhere[] = "Subject: a\0b\r\n\r\nbody\r\n.\r\nQUIT\r\n";
+	static const char in_body[] = "Subject: x\r\n\r\nb\0dy\r\n.\r\n";
+	for (size_t chunk = 0; chunk <= 1; chunk++) {
+		struct result r = FEED_LITERAL(anywhere, chunk);
+		ck_assert(r.done);
+		ck_assert_int_eq(r.fault, DATA_NUL);
+		ck_assert_uint_eq(r.consumed, sizeof anywhere - 1 - strlen("QUIT\r\n"));
+		free(r.out);
+		r = FEED_LITERAL(in_body, chunk);
+		ck_assert(r.done);
+		ck_assert_int_eq(r.fault, DATA_NUL);
+		free(r.out);
+	}
+
+	/* "\r\n\0.\r\n" and "\r\n.\0\r\n" are text, not the end of data */
+	static const char before_dot[] = "a\r\n\0.\r\nMAIL FROM:<evil@x.test>\r\n";
+	static const char after_dot[] = "a\r\n.\0\r\nMAIL FROM:<evil@x.test>\r\n";
+	struct result r = FEED_LITERAL(before_dot, 0);
+	ck_assert(!r.done);
+	ck_assert_uint_eq(r.consumed, sizeof before_dot - 1);
+	ck_assert_int_eq(r.fault, DATA_NUL);
+	free(r.out);
+	r = FEED_LITERAL(after_dot, 0);
+	ck_assert(!r.done);
+	ck_assert_uint_eq(r.consumed, sizeof after_dot - 1);
+	ck_assert_int_eq(r.fault, DATA_NUL);
+	free(r.out);
+
+	/* the true end still ends it */
+	static const char then_end[] = "a\r\n\0.\r\n.\0\r\n.\r\nQUIT\r\n";
+	r = FEED_LITERAL(then_end, 1);
+	ck_assert(r.done);
+	ck_assert_uint_eq(r.consumed, sizeof then_end - 1 - strlen("QUIT\r\n"));
+	ck_assert_int_eq(r.fault, DATA_NUL);
+	free(r.out);
+}
+END_TEST
+
 START_TEST(line_too_long)
 {
 	struct data_limits l = roomy;
@@ -436,6 +479,7 @@ START_TEST(fault_replies)
 	ck_assert_str_eq(data_fault_reply(DATA_OK), "250 2.0.0 Ok");
 	ck_assert(strncmp(data_fault_reply(DATA_BARE_LF), "550 5.6.0", 9) == 0);
 	ck_assert(strncmp(data_fault_reply(DATA_BARE_CR), "550 5.6.0", 9) == 0);
+	ck_assert(strncmp(data_fault_reply(DATA_NUL), "550 5.6.0", 9) == 0);
 	ck_assert(strncmp(data_fault_reply(DATA_LINE_TOO_LONG), "550 5.6.0", 9) == 0);
 	ck_assert(strncmp(data_fault_reply(DATA_HEADER_TOO_LARGE), "552 5.3.4", 9) == 0);
 	ck_assert(strncmp(data_fault_reply(DATA_TOO_LARGE), "552 5.3.4", 9) == 0);
@@ -455,6 +499,7 @@ Suite *data_suite(void)
 	tcase_add_test(tc, empty_message);
 	tcase_add_test(tc, bare_lf_refused);
 	tcase_add_test(tc, bare_cr_refused);
+	tcase_add_test(tc, nul_refused);
 	tcase_add_test(tc, line_too_long);
 	tcase_add_test(tc, header_too_large);
 	tcase_add_test(tc, message_too_large);

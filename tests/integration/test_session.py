@@ -1,0 +1,43 @@
+"""tern-smtpd sessions as a whole: deadlines, NUL in the data, content sent
+before the 354, MAIL parameters after HELO, the HELO name in the trace.
+
+Raw sockets and t.conversation() as in test_smtpd.py, whose helpers these
+tests share.
+"""
+import re
+
+from harness import Instance, replies, wait_until
+from test_smtpd import (SENDER, Raw, all_mail, assert_nothing_queued, final_lines, lines,
+                        queue_id, transaction)
+
+
+def _open_transaction(r, rcpt="alice@example.test"):
+    """EHLO, MAIL, RCPT and DATA, one at a time; the DATA reply."""
+    assert r.cmd("EHLO client.test").startswith("250")
+    assert r.cmd("MAIL FROM:<%s>" % SENDER).startswith("250")
+    assert r.cmd("RCPT TO:<%s>" % rcpt).startswith("250")
+    return r.cmd("DATA")
+
+
+# ---- NUL in the data ----
+
+def test_nul_in_data_refused():
+    with Instance() as t:
+        out = t.conversation(transaction("alice@example.test")
+                             + b"Subject: x\r\n\r\nb\0dy\r\n.\r\n" + lines("QUIT"))
+        assert final_lines(out)[-2:] == ["550 5.6.0 Message refused: NUL in DATA",
+                                         "221 2.0.0 Bye"], out
+        assert_nothing_queued(t)
+
+
+def test_nul_next_to_a_dot_does_not_end_data():
+    with Instance() as t:
+        with Raw(t) as r:
+            assert _open_transaction(r).startswith("354")
+            # Were either line an end of data, HELP would be answered (214).
+            r.send(b"Subject: x\r\n\r\na\r\n\0.\r\nHELP\r\n.\0\r\nHELP\r\n.\r\n")
+            assert r.reply() == "550 5.6.0 Message refused: NUL in DATA"
+            assert r.cmd("NOOP") == "250 2.0.0 Ok"
+            assert r.cmd("QUIT").startswith("221 ")
+            assert r.wait_closed() == ""
+        assert_nothing_queued(t)
