@@ -173,8 +173,11 @@ static void do_mail(struct session *s, const char *arg)
 		reply(s, problem);
 		return;
 	}
-	if (!s->esmtp && (s->params.size_given || s->params.body || s->params.smtputf8)) {
-		reply(s, "555 5.5.4 MAIL parameters need EHLO");
+	/* SIZE and BODY are taken after HELO too, as Postfix and OpenSMTPD
+	 * take them; SMTPUTF8 changes what the addresses may hold, which
+	 * only a client that saw it offered may ask for (RFC 6531 3.4). */
+	if (!s->esmtp && s->params.smtputf8) {
+		reply(s, "555 5.5.4 SMTPUTF8 needs EHLO");
 		return;
 	}
 	if (s->params.size_given && s->params.size > s->conf->max_message_size) {

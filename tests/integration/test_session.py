@@ -41,3 +41,23 @@ def test_nul_next_to_a_dot_does_not_end_data():
             assert r.cmd("QUIT").startswith("221 ")
             assert r.wait_closed() == ""
         assert_nothing_queued(t)
+
+
+# ---- MAIL parameters after HELO ----
+
+def test_size_and_body_after_helo():
+    with Instance() as t:
+        with Raw(t) as r:
+            assert r.cmd("HELO old.client.test").startswith("250 ")
+            assert r.cmd("MAIL FROM:<a@b.test> SIZE=3005") == "250 2.1.0 Ok"
+            assert r.cmd("RSET") == "250 2.0.0 Ok"
+            assert r.cmd("MAIL FROM:<a@b.test> FOO=bar").startswith("555 5.5.4 ")
+            assert r.cmd("MAIL FROM:<a@b.test> SMTPUTF8") == "555 5.5.4 SMTPUTF8 needs EHLO"
+            assert r.cmd("MAIL FROM:<%s> SIZE=3005 BODY=8BITMIME" % SENDER) == "250 2.1.0 Ok"
+            assert r.cmd("RCPT TO:<alice@example.test>").startswith("250 ")
+            assert r.cmd("DATA").startswith("354 ")
+            r.send(lines("Subject: 8bit after HELO", "", b"caf\xc3\xa9", "."))
+            qid = queue_id(r.reply())
+        (msg,) = t.wait_for_messages("alice", 1)
+        assert b" with SMTP id %s" % qid.encode() in msg, msg
+        assert msg.endswith(b"\n\ncaf\xc3\xa9\n"), msg
