@@ -1,7 +1,9 @@
 #include "command.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -167,4 +169,94 @@ int rcpt_parse(const char *arg, struct mailbox *m, const char **reply)
 		return -1;
 	}
 	return 0;
+}
+
+_Static_assert(sizeof "unknown (helo=" - 1 + HELO_COMMENT_MAX + sizeof "...)" <= HELO_TRACE_MAX,
+	       "an escaped HELO name fits in HELO_TRACE_MAX");
+
+static bool ascii_alnum(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* Labels of letters, digits, '-' and '_' (Windows hosts send '_'), each
+ * 1 to 63 octets, neither starting nor ending with '-'. */
+static bool helo_is_domain(const char *name)
+{
+	size_t label = 0;
+
+	if (strlen(name) > HELO_NAME_MAX)
+		return false;
+	for (const char *p = name;; p++) {
+		if (*p == '.' || *p == '\0') {
+			if (label == 0 || label > 63 || p[-1] == '-')
+				return false;
+			if (*p == '\0')
+				return true;
+			label = 0;
+			continue;
+		}
+		if (!ascii_alnum(*p) && *p != '-' && *p != '_')
+			return false;
+		if (label == 0 && *p == '-')
+			return false;
+		label++;
+	}
+}
+
+/* "[192.0.2.1]" or "[IPv6:2001:db8::1]" (RFC 5321 4.1.3). */
+static bool helo_is_address_literal(const char *name)
+{
+	char inner[INET6_ADDRSTRLEN + 8];
+	unsigned char addr[sizeof(struct in6_addr)];
+	size_t len = strlen(name);
+
+	if (len < 3 || name[0] != '[' || name[len - 1] != ']' || len - 2 >= sizeof inner)
+		return false;
+	memcpy(inner, name + 1, len - 2);
+	inner[len - 2] = '\0';
+	if (strncasecmp(inner, "IPv6:", 5) == 0)
+		return inet_pton(AF_INET6, inner + 5, addr) == 1;
+	return inet_pton(AF_INET, inner, addr) == 1;
+}
+
+/* Appends C to OUT (at *N) as comment text, if it fits in LIMIT. */
+static bool comment_octet(char *out, size_t *n, size_t limit, unsigned char c)
+{
+	char piece[5];
+	int len;
+
+	if (c == '(' || c == ')' || c == '\\')
+		len = snprintf(piece, sizeof piece, "\\%c", c);
+	else if (c <= ' ' || c >= 127)
+		len = snprintf(piece, sizeof piece, "\\x%02X", c);
+	else
+		len = snprintf(piece, sizeof piece, "%c", c);
+	if (*n + (size_t)len > limit)
+		return false;
+	memcpy(out + *n, piece, (size_t)len);
+	*n += (size_t)len;
+	return true;
+}
+
+void helo_trace(const char *name, char out[HELO_TRACE_MAX])
+{
+	static const char open[] = "unknown (helo=";
+	size_t n = sizeof open - 1;
+
+	if (helo_is_domain(name) || helo_is_address_literal(name)) {
+		snprintf(out, HELO_TRACE_MAX, "%s", name);
+		return;
+	}
+	memcpy(out, open, n);
+	size_t limit = n + HELO_COMMENT_MAX;
+	const unsigned char *p = (const unsigned char *)name;
+	while (*p != '\0' && comment_octet(out, &n, limit, *p))
+		p++;
+	if (*p != '\0') {
+		memcpy(out + n, "...", 3);
+		n += 3;
+	}
+	out[n++] = ')';
+	out[n] = '\0';
 }

@@ -2,7 +2,8 @@
  *
  * Promises: command_parse() names the verb case-insensitively and points at
  * its argument; mail_parse()/rcpt_parse() accept exactly the paths and
- * parameters tern advertises and otherwise return the reply to send. */
+ * parameters tern advertises and otherwise return the reply to send;
+ * helo_trace() makes the client's HELO name safe for a Received header. */
 #ifndef TERN_COMMAND_H
 #define TERN_COMMAND_H
 
@@ -14,6 +15,9 @@
 
 #define SMTP_LINE_MAX 512		/* RFC 5321 4.5.3.1.4, with CRLF */
 #define SMTP_MAIL_LINE_MAX (512 + 64)	/* room for SIZE, BODY, SMTPUTF8 */
+#define HELO_NAME_MAX 255		/* a longer name is no domain */
+#define HELO_COMMENT_MAX 128		/* octets of a name shown escaped */
+#define HELO_TRACE_MAX (HELO_NAME_MAX + 1)
 
 enum smtp_verb {
 	VERB_UNKNOWN, VERB_HELO, VERB_EHLO, VERB_MAIL, VERB_RCPT, VERB_DATA,
@@ -43,5 +47,13 @@ void command_parse(const char *line, struct smtp_command *cmd);
 int mail_parse(const char *arg, struct mailbox *m, struct mail_params *p,
 	       const char **reply);
 int rcpt_parse(const char *arg, struct mailbox *m, const char **reply);
+
+/* The HELO/EHLO name NAME as the Received header's "from" names it: as
+ * given if it is a domain (letters, digits, '-' and '_' in dot-separated
+ * labels) or an address literal ([IPv4] or [IPv6:...]); anything else as
+ * "unknown (helo=ESCAPED)", where '(' ')' '\' are quoted pairs, every octet
+ * outside printable ASCII is \xHH, and more than HELO_COMMENT_MAX octets
+ * of that end in "...".  OUT has HELO_TRACE_MAX octets. */
+void helo_trace(const char *name, char out[HELO_TRACE_MAX]);
 
 #endif

@@ -19,7 +19,6 @@
 #include "table.h"
 #include "util.h"
 
-#define HELO_MAX 255
 #define REPLY_MAX 600
 
 enum relay_state { RELAY_UNKNOWN, RELAY_YES, RELAY_NO };
@@ -33,7 +32,7 @@ struct session {
 	struct table relay;
 	enum relay_state relay_state;
 
-	char helo[HELO_MAX + 1];
+	char helo[SMTP_LINE_MAX];	/* the first word of HELO/EHLO, as given */
 	bool esmtp;
 
 	bool in_mail;
@@ -128,8 +127,8 @@ static void do_helo(struct session *s, const char *arg, bool esmtp)
 		reply(s, esmtp ? "501 5.5.4 Syntax: EHLO hostname" : "501 5.5.4 Syntax: HELO hostname");
 		return;
 	}
-	if (n > HELO_MAX)
-		n = HELO_MAX;
+	if (n >= sizeof s->helo)
+		n = sizeof s->helo - 1;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)arg[i];
 		if (c < ' ' || c == 127) {
@@ -291,10 +290,11 @@ static const char *protocol_name(const struct session *s)
 
 static int received_header(struct session *s, const char *qid, char *out, size_t size)
 {
-	char date[64];
+	char date[64], from[HELO_TRACE_MAX];
 	time_t now = time(NULL);
 	struct tm tm;
 
+	helo_trace(s->helo, from);
 	localtime_r(&now, &tm);
 	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
 	int n;
@@ -302,12 +302,12 @@ static int received_header(struct session *s, const char *qid, char *out, size_t
 		n = snprintf(out, size,
 			     "Received: from %s ([%s])\n\tby %s (tern) with %s id %s\n"
 			     "\tfor <%s>; %s\n",
-			     s->helo, s->client->ip, s->conf->hostname, protocol_name(s), qid,
+			     from, s->client->ip, s->conf->hostname, protocol_name(s), qid,
 			     s->rcpts[0], date);
 	else
 		n = snprintf(out, size,
 			     "Received: from %s ([%s])\n\tby %s (tern) with %s id %s;\n\t%s\n",
-			     s->helo, s->client->ip, s->conf->hostname, protocol_name(s), qid,
+			     from, s->client->ip, s->conf->hostname, protocol_name(s), qid,
 			     date);
 	return n < 0 || (size_t)n >= size ? -1 : n;
 }

@@ -61,3 +61,48 @@ def test_size_and_body_after_helo():
         (msg,) = t.wait_for_messages("alice", 1)
         assert b" with SMTP id %s" % qid.encode() in msg, msg
         assert msg.endswith(b"\n\ncaf\xc3\xa9\n"), msg
+
+
+# ---- the HELO name in the trace ----
+
+def _received_for(t, helo, user="alice"):
+    """Sends one message after HELO (bytes); the first line of its Received
+    header, as delivered to USER's Maildir."""
+    before = len(t.messages(user))
+    with Raw(t) as r:
+        assert r.cmd(b"EHLO " + helo + b"\r\n").startswith("250")
+        assert r.cmd("MAIL FROM:<%s>" % SENDER).startswith("250")
+        assert r.cmd("RCPT TO:<%s@example.test>" % user).startswith("250")
+        assert r.cmd("DATA").startswith("354")
+        r.send(lines("Subject: trace", "", "x", "."))
+        queue_id(r.reply())
+    msg = t.wait_for_messages(user, before + 1)[-1]
+    header = msg.split(b"\n\n", 1)[0]
+    assert all(b < 0x80 for b in header), header
+    return header[header.index(b"Received: "):].split(b"\n", 1)[0]
+
+
+def test_helo_name_in_received_cannot_forge_a_trace():
+    with Instance() as t:
+        assert (_received_for(t, b"spoof.test([192.0.2.1])")
+                == b"Received: from unknown (helo=spoof.test\\([192.0.2.1]\\)) ([127.0.0.1])")
+        assert (_received_for(t, b"h\xe9\xff")
+                == b"Received: from unknown (helo=h\\xE9\\xFF) ([127.0.0.1])")
+        assert (_received_for(t, b"a)(b\\c")
+                == b"Received: from unknown (helo=a\\)\\(b\\\\c) ([127.0.0.1])")
+
+
+def test_helo_domains_and_literals_kept_as_given():
+    with Instance() as t:
+        for helo in (b"DESKTOP_4F2K.corp_net.test", b"[192.0.2.1]", b"[IPv6:2001:db8::1]",
+                     b"Client.Example.TEST"):
+            assert _received_for(t, helo) == b"Received: from %s ([127.0.0.1])" % helo
+
+
+def test_long_helo_name_bounded_in_received():
+    with Instance() as t:
+        name = b"x" * 64 + b"." + b"y" * 400  # a label over 63 and a name over 255
+        line = _received_for(t, name)
+        assert line.startswith(b"Received: from unknown (helo=" + b"x" * 64 + b".y"), line
+        assert line.endswith(b"...) ([127.0.0.1])"), line
+        assert len(line) < 200, line

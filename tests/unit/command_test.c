@@ -265,6 +265,77 @@ START_TEST(rcpt_refusals)
 }
 END_TEST
 
+static void check_trace(const char *name, const char *want)
+{
+	char out[HELO_TRACE_MAX];
+
+	memset(out, 'Z', sizeof out);
+	helo_trace(name, out);
+	ck_assert_str_eq(out, want);
+}
+
+START_TEST(helo_trace_keeps_domains_and_literals)
+{
+	check_trace("client.test", "client.test");
+	check_trace("Mail-1.Example.TEST", "Mail-1.Example.TEST");
+	check_trace("DESKTOP_4F2K.corp_net.test", "DESKTOP_4F2K.corp_net.test");
+	check_trace("localhost", "localhost");
+	check_trace("[192.0.2.1]", "[192.0.2.1]");
+	check_trace("[IPv6:2001:db8::1]", "[IPv6:2001:db8::1]");
+	check_trace("[ipv6:::1]", "[ipv6:::1]");
+
+	char longest[HELO_NAME_MAX + 1];
+	for (size_t i = 0; i < HELO_NAME_MAX; i++)
+		longest[i] = i % 64 == 63 ? '.' : 'a';
+	longest[HELO_NAME_MAX] = '\0';
+	check_trace(longest, longest);
+}
+END_TEST
+
+START_TEST(helo_trace_escapes_the_rest)
+{
+	check_trace("spoof.test([192.0.2.1])", "unknown (helo=spoof.test\\([192.0.2.1]\\))");
+	check_trace("h\xe9\xff", "unknown (helo=h\\xE9\\xFF)");
+	check_trace("a\\b", "unknown (helo=a\\\\b)");
+	check_trace("a\x7f\x01", "unknown (helo=a\\x7F\\x01)");
+	check_trace("[192.0.2.1", "unknown (helo=[192.0.2.1)");
+	check_trace("[192.0.2.256]", "unknown (helo=[192.0.2.256])");
+	check_trace("[IPv6:1.2.3.4]", "unknown (helo=[IPv6:1.2.3.4])");
+	check_trace("[IPv4:1.2.3.4]", "unknown (helo=[IPv4:1.2.3.4])");
+	check_trace("a..b", "unknown (helo=a..b)");
+	check_trace(".a", "unknown (helo=.a)");
+	check_trace("a.", "unknown (helo=a.)");
+	check_trace("-a.test", "unknown (helo=-a.test)");
+	check_trace("a-.test", "unknown (helo=a-.test)");
+	check_trace("x@y.test", "unknown (helo=x@y.test)");
+	check_trace("a;b", "unknown (helo=a;b)");
+
+	char label[80];
+	memset(label, 'a', 64);
+	label[64] = '\0';
+	check_trace(label, "unknown (helo=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa)");
+
+	/* over HELO_NAME_MAX octets is no domain; the comment is cut short */
+	char longer[HELO_NAME_MAX + 2];
+	memset(longer, 'a', sizeof longer - 1);
+	longer[sizeof longer - 1] = '\0';
+	char want[HELO_TRACE_MAX];
+	snprintf(want, sizeof want, "unknown (helo=%.*s...)", HELO_COMMENT_MAX, longer);
+	check_trace(longer, want);
+
+	/* escapes count towards the bound and are never split */
+	char wide[HELO_COMMENT_MAX];
+	memset(wide, '\xff', sizeof wide - 1);
+	wide[sizeof wide - 1] = '\0';
+	char out[HELO_TRACE_MAX];
+	helo_trace(wide, out);
+	ck_assert_uint_le(strlen(out), strlen("unknown (helo=") + HELO_COMMENT_MAX + 4);
+	ck_assert(strstr(out, "\\xFF...)") != NULL);
+	for (const char *p = out; *p; p++)
+		ck_assert(*p >= ' ' && *p < 127);
+}
+END_TEST
+
 Suite *command_suite(void)
 {
 	Suite *s = suite_create("command");
@@ -281,6 +352,8 @@ Suite *command_suite(void)
 	tcase_add_test(tc, rcpt_forms);
 	tcase_add_test(tc, rcpt_bare_postmaster);
 	tcase_add_test(tc, rcpt_refusals);
+	tcase_add_test(tc, helo_trace_keeps_domains_and_literals);
+	tcase_add_test(tc, helo_trace_escapes_the_rest);
 	suite_add_tcase(s, tc);
 	return s;
 }
