@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -124,6 +126,47 @@ int reader_fill(struct reader *r)
 			return IO_EOF;
 		r->end += (size_t)n;
 		return IO_OK;
+	}
+}
+
+/* Octets readable on FD now, without waiting; an end of file is none. */
+static bool fd_input_waiting(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int n, octets;
+
+	do
+		n = poll(&p, 1, 0);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0 || !(p.revents & POLLIN))
+		return false;
+	if (ioctl(fd, FIONREAD, &octets) < 0)
+		return true;	/* readable, and no way to tell an end of file */
+	return octets > 0;
+}
+
+bool reader_input_waiting(const struct reader *r)
+{
+	return reader_available(r) > 0 || fd_input_waiting(r->fd);
+}
+
+void reader_linger(struct reader *r, int out_fd)
+{
+	long long deadline = monotonic_ms() + LINGER_MS;
+	size_t dropped = 0;
+
+	if (!fd_input_waiting(r->fd))
+		return;
+	shutdown(out_fd, SHUT_WR);
+	while (dropped < LINGER_MAX_BYTES) {
+		if (wait_until(r->fd, POLLIN, 0, deadline) != IO_OK)
+			return;
+		ssize_t n = read(r->fd, r->buf, sizeof r->buf);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			return;
+		dropped += (size_t)n;
 	}
 }
 

@@ -43,6 +43,19 @@ void reader_init(struct reader *r, int fd, unsigned timeout, struct writer *w);
 int reader_fill(struct reader *r);
 static inline size_t reader_available(const struct reader *r) { return r->end - r->start; }
 
+/* True if the client has sent input not read yet: in the buffer, or
+ * waiting on the fd (a poll with timeout 0); an end of file is not input. */
+bool reader_input_waiting(const struct reader *r);
+
+/* Lets the last reply reach the client: a socket closed with input unread
+ * sends a reset, and the client's system may then drop the reply it had
+ * not read yet.  So, if input is waiting on the fd, shuts down OUT_FD's
+ * writing side and reads and drops what comes until the end of file, for at
+ * most LINGER_MS milliseconds and LINGER_MAX_BYTES octets. */
+#define LINGER_MS 1000
+#define LINGER_MAX_BYTES (256 * 1024)
+void reader_linger(struct reader *r, int out_fd);
+
 /* Reads one line into LINE (at most MAX octets, NUL-terminated, without its
  * line end), all of it within the reader's timeout.  *FLAGS tells what was wrong with it; a too-long line is read
  * to its end and thrown away. */

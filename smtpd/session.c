@@ -386,6 +386,13 @@ static void do_data(struct session *s, const char *arg)
 		reply(s, "451 4.3.0 Temporary failure: cannot start the queue");
 		return;
 	}
+	/* Content before the 354 is a client that does not wait for it
+	 * (RFC 2920 3.1): smuggling's way in.  Nothing of it is a command. */
+	if (reader_input_waiting(&s->in)) {
+		queue_abort(&q);
+		close_with(s, "554 5.5.0 Error: message content sent before the 354 reply");
+		return;
+	}
 	writer_reply(&s->out, "354 End data with <CR><LF>.<CR><LF>");
 	int hlen = received_header(s, qid, header, sizeof header);
 	if (hlen > 0)
@@ -551,6 +558,7 @@ int session_run(const struct tern_conf *conf, const struct client_info *client)
 	replyf(s, "220 %s ESMTP tern", conf->hostname);
 	command_loop(s);
 	writer_flush(&s->out);
+	reader_linger(&s->in, 1);
 	log_event("disconnect", "ip=%s msgs=%u errors=%u", client->ip, s->messages, s->errors);
 
 	reset_transaction(s);

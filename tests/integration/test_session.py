@@ -106,3 +106,71 @@ def test_long_helo_name_bounded_in_received():
         assert line.startswith(b"Received: from unknown (helo=" + b"x" * 64 + b".y"), line
         assert line.endswith(b"...) ([127.0.0.1])"), line
         assert len(line) < 200, line
+
+
+# ---- content sent before the 354 ----
+
+def _assert_refused_early(t, out):
+    assert final_lines(out)[-1] == ("554 5.5.0 Error: message content sent before the 354"
+                                    " reply"), out
+    assert "354" not in replies(out), out
+    wait_until(lambda: "disconnect ip=127.0.0.1 msgs=0" in t.log("smtpd"))
+    assert_nothing_queued(t)
+
+
+def test_content_before_354_refused():
+    with Instance() as t:
+        out = t.conversation(transaction("alice@example.test")
+                             + lines("Subject: did not wait", "", "body", ".", "QUIT"),
+                             wait_for_354=False)
+        assert replies(out) == ["220", "250", "250", "250", "554"], out
+        _assert_refused_early(t, out)
+
+
+def test_content_before_354_is_never_parsed_as_commands():
+    with Instance() as t:
+        smuggled = lines("Subject: x", "", "x", ".", "MAIL FROM:<evil@remote.test>",
+                         "RCPT TO:<bob@example.test>", "DATA", "Subject: smuggled", "", "y",
+                         ".", "HELP", "QUIT")
+        out = t.conversation(transaction("alice@example.test") + smuggled,
+                             wait_for_354=False)
+        assert replies(out) == ["220", "250", "250", "250", "554"], out
+        _assert_refused_early(t, out)
+
+
+def test_content_waiting_on_the_socket_before_354_refused():
+    # The commands fill the server's 16384-octet read buffer to its last
+    # octet, so that the content waits unread on the socket, not in it.
+    with Instance() as t:
+        head = transaction("alice@example.test")
+        padding = 16384 - len(head)
+        sizes = [250] * (padding // 250 - 1) + [250 + padding % 250]  # each under 512
+        noops = b"".join(b"NOOP " + b"x" * (n - 7) + b"\r\n" for n in sizes)
+        data = head[:-len(b"DATA\r\n")] + noops + b"DATA\r\n"
+        assert len(data) == 16384
+        out = t.conversation(data + lines("Subject: waiting", "", "body", ".", "QUIT"),
+                             wait_for_354=False)
+        assert replies(out)[-1] == "554", out
+        _assert_refused_early(t, out)
+
+
+def test_pipelining_that_waits_for_354_still_works():
+    with Instance() as t:
+        with Raw(t) as r:
+            assert r.cmd("EHLO client.test").startswith("250")
+            group = lines("MAIL FROM:<%s>" % SENDER, "RCPT TO:<alice@example.test>", "DATA")
+            r.send(group)
+            assert [r.reply()[:3] for _ in range(3)] == ["250", "250", "354"]
+            # the next transaction right after the final dot, in the same write
+            r.send(lines("Subject: first", "", "one", ".") + group.replace(b"alice", b"bob"))
+            first = queue_id(r.reply())
+            assert [r.reply()[:3] for _ in range(3)] == ["250", "250", "354"]
+            r.send(lines("Subject: second", "", "two", ".", "QUIT"))
+            second = queue_id(r.reply())
+            assert r.reply().startswith("221")
+            assert r.wait_closed() == ""
+        assert first != second
+        (a,) = t.wait_for_messages("alice", 1)
+        (b,) = t.wait_for_messages("bob", 1)
+        assert a.endswith(b"Subject: first\n\none\n") and b.endswith(b"Subject: second\n\ntwo\n")
+        wait_until(lambda: "disconnect ip=127.0.0.1 msgs=2 " in t.log("smtpd"))

@@ -1,7 +1,8 @@
 """tern-smtpd as a client sees it: replies, limits, smuggling, crashes, filters.
 
-Byte-exact protocol tests talk over raw sockets (t.conversation() for one
-write, Raw for a step-by-step dialogue); the rest use smtplib or swaks.
+Byte-exact protocol tests talk over raw sockets (t.conversation() for a
+client that pipelines all it can, Raw for a step-by-step dialogue); the rest
+use smtplib or swaks.
 """
 import json
 import os
