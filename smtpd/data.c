@@ -155,6 +155,18 @@ size_t data_feed(struct data_state *d, const char *in, size_t len,
 	return i;
 }
 
+uint64_t data_rate_limit_ms(uint64_t octets, unsigned min_rate, unsigned timeout_s)
+{
+	if (min_rate == 0)
+		return UINT64_MAX;
+	uint64_t whole = octets / min_rate;
+	if (whole > UINT64_MAX / 1000 - 1000)
+		return UINT64_MAX;
+	uint64_t ms = whole * 1000 + octets % min_rate * 1000 / min_rate;
+	uint64_t first = (uint64_t)timeout_s * 1000;
+	return ms > first ? ms : first;
+}
+
 const char *data_fault_reply(enum data_fault f)
 {
 	switch (f) {

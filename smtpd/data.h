@@ -48,6 +48,12 @@ void data_start(struct data_state *d, const struct data_limits *limits);
 size_t data_feed(struct data_state *d, const char *in, size_t len,
 		 char *out, size_t *outlen);
 
+/* tern.conf's data_min_rate: the milliseconds after the 354 at which DATA,
+ * having brought OCTETS so far, falls under MIN_RATE octets a second on
+ * average, never before TIMEOUT_S seconds (data_timeout) when the check
+ * begins.  UINT64_MAX when MIN_RATE is 0 (no check). */
+uint64_t data_rate_limit_ms(uint64_t octets, unsigned min_rate, unsigned timeout_s);
+
 /* The reply for a fault. */
 const char *data_fault_reply(enum data_fault f);
 

@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static long long monotonic_ms(void)
+long long io_monotonic_ms(void)
 {
 	struct timespec ts;
 
@@ -20,6 +20,7 @@ void writer_init(struct writer *w, int fd, unsigned timeout)
 {
 	w->fd = fd;
 	w->timeout = timeout;
+	w->deadline_ms = 0;
 	w->len = 0;
 	w->failed = false;
 }
@@ -32,7 +33,7 @@ static int wait_until(int fd, short events, unsigned timeout, long long deadline
 	for (;;) {
 		long long wait = timeout > 0 ? (long long)timeout * 1000 : -1;
 		if (deadline_ms > 0) {
-			long long left = deadline_ms - monotonic_ms();
+			long long left = deadline_ms - io_monotonic_ms();
 			if (left <= 0)
 				return IO_TIMEOUT;
 			if (wait < 0 || left < wait)
@@ -58,7 +59,7 @@ int writer_flush(struct writer *w)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN) {
-			if (wait_until(w->fd, POLLOUT, w->timeout, 0) != IO_OK)
+			if (wait_until(w->fd, POLLOUT, w->timeout, w->deadline_ms) != IO_OK)
 				w->failed = true;
 			continue;
 		}
@@ -92,12 +93,21 @@ void writer_reply(struct writer *w, const char *line)
 	writer_put(w, "\r\n", 2);
 }
 
+/* The earlier of two deadlines, 0 being none. */
+static long long earlier(long long a, long long b)
+{
+	if (a == 0 || (b != 0 && b < a))
+		return b;
+	return a;
+}
+
 void reader_init(struct reader *r, int fd, unsigned timeout, struct writer *w)
 {
 	r->fd = fd;
 	r->timeout = timeout;
 	r->start = r->end = 0;
 	r->deadline_ms = 0;
+	r->line_deadline_ms = 0;
 	r->flush_first = w;
 }
 
@@ -113,8 +123,11 @@ int reader_fill(struct reader *r)
 	}
 	if (r->end == sizeof r->buf)
 		return IO_OK;
+	long long until = earlier(r->deadline_ms, r->line_deadline_ms);
 	for (;;) {
-		int w = wait_until(r->fd, POLLIN, r->timeout, r->deadline_ms);
+		int w = wait_until(r->fd, POLLIN, r->timeout, until);
+		if (w == IO_TIMEOUT && r->deadline_ms > 0 && io_monotonic_ms() >= r->deadline_ms)
+			return IO_DEADLINE;
 		if (w != IO_OK)
 			return w;
 		ssize_t n = read(r->fd, r->buf + r->end, sizeof r->buf - r->end);
@@ -152,7 +165,7 @@ bool reader_input_waiting(const struct reader *r)
 
 void reader_linger(struct reader *r, int out_fd)
 {
-	long long deadline = monotonic_ms() + LINGER_MS;
+	long long deadline = io_monotonic_ms() + LINGER_MS;
 	size_t dropped = 0;
 
 	if (!fd_input_waiting(r->fd))
@@ -177,11 +190,11 @@ int reader_line(struct reader *r, char *line, size_t max, size_t *len, int *flag
 	*flags = 0;
 	for (;;) {
 		if (r->start == r->end) {
-			if (r->deadline_ms == 0 && r->timeout > 0)
-				r->deadline_ms = monotonic_ms() + (long long)r->timeout * 1000;
+			if (r->line_deadline_ms == 0 && r->timeout > 0)
+				r->line_deadline_ms = io_monotonic_ms() + (long long)r->timeout * 1000;
 			int st = reader_fill(r);
 			if (st != IO_OK) {
-				r->deadline_ms = 0;
+				r->line_deadline_ms = 0;
 				return st;
 			}
 		}
@@ -204,6 +217,6 @@ int reader_line(struct reader *r, char *line, size_t max, size_t *len, int *flag
 	}
 	line[n] = '\0';
 	*len = n;
-	r->deadline_ms = 0;
+	r->line_deadline_ms = 0;
 	return IO_OK;
 }

@@ -3,7 +3,8 @@
  * Promises: replies are buffered and flushed before the server would block
  * on a read (so PIPELINING works and replies batch); a line is never longer
  * than the caller's limit; a read that waits longer than the timeout fails
- * with IO_TIMEOUT instead of hanging. */
+ * with IO_TIMEOUT instead of hanging, and no read or write waits past the
+ * caller's deadline (IO_DEADLINE). */
 #ifndef TERN_IO_H
 #define TERN_IO_H
 
@@ -12,11 +13,12 @@
 
 #define IO_BUFFER_SIZE 16384
 
-enum io_status { IO_OK = 0, IO_EOF = -1, IO_ERROR = -2, IO_TIMEOUT = -3 };
+enum io_status { IO_OK = 0, IO_EOF = -1, IO_ERROR = -2, IO_TIMEOUT = -3, IO_DEADLINE = -4 };
 
 struct writer {
 	int fd;
-	unsigned timeout;
+	unsigned timeout;	/* seconds, for each wait */
+	long long deadline_ms;	/* monotonic; no wait goes past it; 0: none */
 	size_t len;
 	bool failed;
 	char buf[IO_BUFFER_SIZE];
@@ -24,8 +26,9 @@ struct writer {
 
 struct reader {
 	int fd;
-	unsigned timeout;	/* seconds */
-	long long deadline_ms;	/* monotonic; 0: only the per-read timeout */
+	unsigned timeout;	/* seconds, for each read and each whole line */
+	long long deadline_ms;	/* monotonic; no read waits past it; 0: none */
+	long long line_deadline_ms;	/* reader_line's own */
 	size_t start, end;
 	struct writer *flush_first;
 	char buf[IO_BUFFER_SIZE];
@@ -33,13 +36,17 @@ struct reader {
 
 enum line_flags { LINE_TOO_LONG = 1, LINE_BARE_CR = 2, LINE_NUL = 4, LINE_BARE_LF = 8 };
 
+/* Milliseconds of CLOCK_MONOTONIC, the clock of every deadline here. */
+long long io_monotonic_ms(void);
+
 void writer_init(struct writer *w, int fd, unsigned timeout);
 void writer_put(struct writer *w, const char *s, size_t len);
 void writer_reply(struct writer *w, const char *line);	/* adds CRLF */
 int writer_flush(struct writer *w);
 
 void reader_init(struct reader *r, int fd, unsigned timeout, struct writer *w);
-/* Reads more input (flushing replies first); IO_OK or an error. */
+/* Reads more input (flushing replies first); IO_OK or an error:
+ * IO_TIMEOUT after the timeout, IO_DEADLINE at the deadline. */
 int reader_fill(struct reader *r);
 static inline size_t reader_available(const struct reader *r) { return r->end - r->start; }
 

@@ -20,6 +20,9 @@
 #include "util.h"
 
 #define REPLY_MAX 600
+#define TIMEOUT_REPLY "421 4.4.2 Error: timeout exceeded"
+#define SESSION_TIME_REPLY "421 4.4.2 Error: session time limit exceeded"
+#define DATA_RATE_REPLY "421 4.4.2 Error: data rate too low"
 
 enum relay_state { RELAY_UNKNOWN, RELAY_YES, RELAY_NO };
 
@@ -45,6 +48,7 @@ struct session {
 	unsigned errors;		/* in the whole session, for the log */
 	unsigned errors_since_mail;	/* since the last accepted message: max_errors */
 	unsigned messages;
+	long long end_ms;	/* monotonic: session_timeout after the connect */
 	bool closing;
 };
 
@@ -332,17 +336,38 @@ static char *build_envelope(struct session *s, size_t *len)
 	return env;
 }
 
-/* Reads the message to its end; false if the client went away. */
-static bool receive_data(struct session *s, struct queue_client *q, struct data_state *d)
+/* When DATA that began at START_MS and has brought OCTETS must have
+ * brought more (data_min_rate), or the session ends, whichever is first. */
+static long long data_deadline(const struct session *s, long long start_ms, uint64_t octets)
+{
+	uint64_t after = data_rate_limit_ms(octets, s->conf->data_min_rate, s->conf->data_timeout);
+	long long room = s->end_ms - start_ms;
+
+	if (room <= 0 || after >= (uint64_t)room)
+		return s->end_ms;
+	return start_ms + (long long)after;
+}
+
+/* Reads the message, which began at START_MS (the 354), to its end;
+ * false if the client went away or ran out of time. */
+static bool receive_data(struct session *s, struct queue_client *q, struct data_state *d,
+			 long long start_ms)
 {
 	static const size_t chunk = IO_BUFFER_SIZE;
 	char out[IO_BUFFER_SIZE];
+	uint64_t octets = 0;
 
 	while (!d->done) {
 		if (reader_available(&s->in) == 0) {
+			s->in.deadline_ms = data_deadline(s, start_ms, octets);
 			int st = reader_fill(&s->in);
 			if (st == IO_TIMEOUT) {
-				close_with(s, "421 4.4.2 Error: timeout exceeded");
+				close_with(s, TIMEOUT_REPLY);
+				return false;
+			}
+			if (st == IO_DEADLINE) {
+				close_with(s, io_monotonic_ms() >= s->end_ms ? SESSION_TIME_REPLY
+									     : DATA_RATE_REPLY);
 				return false;
 			}
 			if (st != IO_OK) {
@@ -356,6 +381,7 @@ static bool receive_data(struct session *s, struct queue_client *q, struct data_
 		size_t used = data_feed(d, s->in.buf + s->in.start,
 					avail < chunk ? avail : chunk, out, &outlen);
 		s->in.start += used;
+		octets += used;
 		if (d->fault == DATA_OK)
 			queue_write(q, out, outlen);
 	}
@@ -406,8 +432,9 @@ static void do_data(struct session *s, const char *arg)
 	};
 	data_start(&d, &limits);
 	s->in.timeout = s->conf->data_timeout;
-	bool complete = receive_data(s, &q, &d);
+	bool complete = receive_data(s, &q, &d, io_monotonic_ms());
 	s->in.timeout = s->conf->command_timeout;
+	s->in.deadline_ms = s->end_ms;
 	if (!complete) {
 		queue_abort(&q);
 		return;
@@ -522,8 +549,8 @@ static void command_loop(struct session *s)
 		size_t len;
 		int flags;
 		int st = reader_line(&s->in, line, SMTP_MAIL_LINE_MAX, &len, &flags);
-		if (st == IO_TIMEOUT) {
-			close_with(s, "421 4.4.2 Error: timeout exceeded");
+		if (st == IO_TIMEOUT || st == IO_DEADLINE) {
+			close_with(s, st == IO_TIMEOUT ? TIMEOUT_REPLY : SESSION_TIME_REPLY);
 			break;
 		}
 		if (st != IO_OK)
@@ -549,14 +576,18 @@ int session_run(const struct tern_conf *conf, const struct client_info *client)
 		free(s);
 		return 111;
 	}
+	s->end_ms = io_monotonic_ms() + (long long)conf->session_timeout * 1000;
 	writer_init(&s->out, 1, conf->command_timeout);
+	s->out.deadline_ms = s->end_ms;
 	reader_init(&s->in, 0, conf->command_timeout, &s->out);
+	s->in.deadline_ms = s->end_ms;
 	recipient_tables_init(&s->tables, conf);
 	table_init(&s->relay, conf, "relay");
 
 	log_event("connect", "ip=%s port=%s", client->ip, client->port);
 	replyf(s, "220 %s ESMTP tern", conf->hostname);
 	command_loop(s);
+	s->out.deadline_ms = io_monotonic_ms() + LINGER_MS;	/* for the last reply */
 	writer_flush(&s->out);
 	reader_linger(&s->in, 1);
 	log_event("disconnect", "ip=%s msgs=%u errors=%u", client->ip, s->messages, s->errors);

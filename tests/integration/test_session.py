@@ -4,7 +4,9 @@ before the 354, MAIL parameters after HELO, the HELO name in the trace.
 Raw sockets and t.conversation() as in test_smtpd.py, whose helpers these
 tests share.
 """
-import re
+import os
+import socket
+import time
 
 from harness import Instance, replies, wait_until
 from test_smtpd import (SENDER, Raw, all_mail, assert_nothing_queued, final_lines, lines,
@@ -17,6 +19,102 @@ def _open_transaction(r, rcpt="alice@example.test"):
     assert r.cmd("MAIL FROM:<%s>" % SENDER).startswith("250")
     assert r.cmd("RCPT TO:<%s>" % rcpt).startswith("250")
     return r.cmd("DATA")
+
+
+# ---- deadlines ----
+
+def _trickle(r, unit, limit=30.0):
+    """Sends UNIT every half second until the server says anything but 250
+    (or LIMIT seconds pass); that reply, or None."""
+    deadline = time.monotonic() + limit
+    r.sock.settimeout(0.5)
+    try:
+        while time.monotonic() < deadline:
+            while b"\r\n" in r.pending:
+                line = r.reply()
+                if not line.startswith("250"):
+                    return line
+            try:
+                r.send(unit)
+            except OSError:
+                pass  # closed: its last reply is still to be read
+            try:
+                chunk = r.sock.recv(65536)
+            except socket.timeout:
+                continue
+            if not chunk:
+                return r.reply() if b"\r\n" in r.pending else None
+            r.pending += chunk
+    finally:
+        r.sock.settimeout(10)
+    return None
+
+
+def _queue_programs(t):
+    """The tern-queue processes tern-smtpd started for T (they carry TERN_QID)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/comm" % pid) as f:
+                if f.read().strip() != "tern-queue":
+                    continue
+            with open("/proc/%s/environ" % pid, "rb") as f:
+                env = f.read().split(b"\0")
+        except OSError:
+            continue
+        if (b"TERN_CONFIG=" + t.conf.encode()) in env and any(
+                e.startswith(b"TERN_QID=") for e in env):
+            found.append(int(pid))
+    return found
+
+
+def _trickle_data(t, expect):
+    """A message that comes one octet every half second; the session must
+    end with EXPECT and leave nothing behind."""
+    with Raw(t, timeout=30) as r:
+        assert _open_transaction(r).startswith("354")
+        r.send(b"Subject: slow\r\n\r\n")
+        wait_until(lambda: _queue_programs(t), 10, "tern-queue to start")
+        wait_until(t.spool_files, 10, "the message in spool/tmp")
+        assert _trickle(r, b"x") == expect
+        assert r.wait_closed() == ""
+    wait_until(lambda: "disconnect ip=127.0.0.1 msgs=0" in t.log("smtpd"), 10, "the session's end")
+    wait_until(lambda: not _queue_programs(t), 10, "tern-queue to exit")
+    assert_nothing_queued(t)
+
+
+def test_data_min_rate_ends_a_trickle():
+    with Instance(conf="data_timeout = 2s\ndata_min_rate = 1000") as t:
+        _trickle_data(t, "421 4.4.2 Error: data rate too low")
+
+
+def test_session_timeout_ends_a_data_trickle():
+    # data_min_rate = 0 turns the rate check off; the session still ends
+    with Instance(conf="data_timeout = 2s\ndata_min_rate = 0\nsession_timeout = 5s") as t:
+        _trickle_data(t, "421 4.4.2 Error: session time limit exceeded")
+
+
+def test_session_timeout_ends_a_noop_trickle():
+    with Instance(conf="session_timeout = 3s") as t:
+        with Raw(t, timeout=30) as r:
+            assert r.cmd("EHLO client.test").startswith("250")
+            assert _trickle(r, b"NOOP\r\n") == "421 4.4.2 Error: session time limit exceeded"
+            assert r.wait_closed() == ""
+        wait_until(lambda: "disconnect ip=127.0.0.1 msgs=0" in t.log("smtpd"))
+
+
+def test_data_above_the_minimum_rate_is_taken():
+    with Instance(conf="data_timeout = 1s\ndata_min_rate = 200") as t:
+        with Raw(t, timeout=30) as r:
+            assert _open_transaction(r).startswith("354")
+            r.send(b"Subject: steady\r\n\r\n")
+            for _ in range(20):  # about 1000 octets a second for two seconds
+                r.send(b"x" * 98 + b"\r\n")
+                time.sleep(0.1)
+            r.send(b".\r\n")
+            queue_id(r.reply())
+        (msg,) = t.wait_for_messages("alice", 1)
+        assert msg.endswith(b"\n\n" + (b"x" * 98 + b"\n") * 20), msg
 
 
 # ---- NUL in the data ----

@@ -474,6 +474,27 @@ START_TEST(byte_at_a_time_is_the_same)
 }
 END_TEST
 
+START_TEST(rate_limit)
+{
+	/* no check at all */
+	ck_assert(data_rate_limit_ms(0, 0, 600) == UINT64_MAX);
+	ck_assert(data_rate_limit_ms(UINT64_MAX, 0, 600) == UINT64_MAX);
+	/* never before data_timeout... */
+	ck_assert_uint_eq(data_rate_limit_ms(0, 500, 600), 600000);
+	ck_assert_uint_eq(data_rate_limit_ms(4, 1000, 2), 2000);
+	ck_assert_uint_eq(data_rate_limit_ms(2000, 1000, 2), 2000);
+	/* ...then when the average since the 354 falls under the rate */
+	ck_assert_uint_eq(data_rate_limit_ms(3000, 1000, 2), 3000);
+	ck_assert_uint_eq(data_rate_limit_ms(3001, 1000, 2), 3001);
+	ck_assert_uint_eq(data_rate_limit_ms(1, 3, 0), 333);
+	ck_assert_uint_eq(data_rate_limit_ms(35 << 20, 500, 600), (uint64_t)(35 << 20) * 2);
+	ck_assert_uint_eq(data_rate_limit_ms(5, 1u << 30, 0), 0);
+	/* no overflow */
+	ck_assert(data_rate_limit_ms(UINT64_MAX, 1, 1) == UINT64_MAX);
+	ck_assert_uint_eq(data_rate_limit_ms(UINT64_MAX / 2, 1u << 30, 1), 8589934591999ULL);
+}
+END_TEST
+
 START_TEST(fault_replies)
 {
 	ck_assert_str_eq(data_fault_reply(DATA_OK), "250 2.0.0 Ok");
@@ -506,6 +527,7 @@ Suite *data_suite(void)
 	tcase_add_test(tc, too_many_received_headers);
 	tcase_add_test(tc, first_fault_wins);
 	tcase_add_test(tc, byte_at_a_time_is_the_same);
+	tcase_add_test(tc, rate_limit);
 	tcase_add_test(tc, fault_replies);
 	suite_add_tcase(s, tc);
 	return s;
