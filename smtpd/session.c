@@ -407,16 +407,15 @@ static void do_data(struct session *s, const char *arg)
 				       : "503 5.5.1 Error: need RCPT command");
 		return;
 	}
-	qid_make(qid);
-	if (queue_start(&q, qid, s->conf->path) < 0) {
-		reply(s, "451 4.3.0 Temporary failure: cannot start the queue");
-		return;
-	}
 	/* Content before the 354 is a client that does not wait for it
 	 * (RFC 2920 3.1): smuggling's way in.  Nothing of it is a command. */
 	if (reader_input_waiting(&s->in)) {
-		queue_abort(&q);
 		close_with(s, "554 5.5.0 Error: message content sent before the 354 reply");
+		return;
+	}
+	qid_make(qid);
+	if (queue_start(&q, qid, s->conf->path) < 0) {
+		reply(s, "451 4.3.0 Temporary failure: cannot start the queue");
 		return;
 	}
 	writer_reply(&s->out, "354 End data with <CR><LF>.<CR><LF>");

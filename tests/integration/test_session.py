@@ -104,7 +104,7 @@ def test_session_timeout_ends_a_noop_trickle():
 
 
 def test_data_above_the_minimum_rate_is_taken():
-    with Instance(conf="data_timeout = 1s\ndata_min_rate = 200") as t:
+    with Instance(conf="data_timeout = 1s\ndata_min_rate = 100") as t:
         with Raw(t, timeout=30) as r:
             assert _open_transaction(r).startswith("354")
             r.send(b"Subject: steady\r\n\r\n")
