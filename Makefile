@@ -15,7 +15,8 @@ PATHS   := -DPREFIX='"$(PREFIX)"' -DCONFDIR='"$(CONFDIR)"' \
 
 ifeq ($(SANITIZE),1)
 B       := build/asan
-SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
+	   -DTERN_SANITIZE
 else
 B       := build
 SAN     :=
@@ -49,20 +50,28 @@ CTL_OBJ     := $(patsubst %.c,$(B)/%.o,$(wildcard tools/ternctl*.c))
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/%.o)
 
-.PHONY: all check run deps deps-build deps-run deps-test install bench asan clean
+.PHONY: all check run deps deps-build deps-run deps-test install bench asan clean FORCE
 all: $(addprefix $(B)/,$(PROGRAMS))
 
-$(B)/%.o: %.c
+# The compiled-in paths, rewritten only when they change: every object
+# depends on it, so `make PREFIX=/x install` after `make` rebuilds them.
+PATHS_TEXT := PREFIX=$(PREFIX) CONFDIR=$(CONFDIR) SPOOLDIR=$(SPOOLDIR) LIBEXECDIR=$(LIBEXECDIR)
+$(B)/paths.stamp: FORCE
+	@mkdir -p $(dir $@)
+	@if [ "$$(cat $@ 2>/dev/null)" != '$(PATHS_TEXT)' ]; then \
+		echo '$(PATHS_TEXT)' > $@; fi
+
+$(B)/%.o: %.c $(B)/paths.stamp
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(B)/tests/unit/%.o: tests/unit/%.c
+$(B)/tests/unit/%.o: tests/unit/%.c $(B)/paths.stamp
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -c -o $@ $<
 
-$(B)/tools/%.o: tools/%.c
+$(B)/tools/%.o: tools/%.c $(B)/paths.stamp
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) $(GNUTLS_CFLAGS) -c -o $@ $<
