@@ -4,6 +4,7 @@
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "util.h"
 
@@ -70,8 +71,12 @@ static bool lookup_address(struct recipient_tables *t, const char *key,
 	return false;
 }
 
+/* qmail-getpw's rules: an account that can take mail is not root, and
+ * owns its home folder.  True when OUT is final. */
 static bool lookup_system(const char *login, struct resolution *out)
 {
+	struct stat st;
+
 	if (!login_name_valid(login))
 		return false;
 	errno = 0;
@@ -80,7 +85,14 @@ static bool lookup_system(const char *login, struct resolution *out)
 	if (pw == NULL && errno != 0 && errno != ENOENT && errno != ESRCH &&
 	    errno != EBADF && errno != EPERM)
 		return tempfail_with(out, "passwd", "check the account database (NSS)");
-	if (pw == NULL || pw->pw_dir == NULL || pw->pw_dir[0] != '/')
+	if (pw == NULL || pw->pw_uid == 0 || pw->pw_dir == NULL || pw->pw_dir[0] != '/')
+		return false;
+	if (stat(pw->pw_dir, &st) < 0) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			return false;
+		return tempfail_with(out, "passwd", "check the account's home folder");
+	}
+	if (st.st_uid != pw->pw_uid || !S_ISDIR(st.st_mode))
 		return false;
 	out->kind = RESOLVE_SYSTEM;
 	str_copy(out->key, sizeof out->key, login);
@@ -118,8 +130,10 @@ void recipient_resolve(struct recipient_tables *t, const struct mailbox *m,
 		out->kind = RESOLVE_REMOTE;
 		return;
 	}
+	bool system = strcmp(kind, "system") == 0;
+	/* the whole local part first: www-data is an account, not www's tag */
 	snprintf(key, sizeof key, "%s@%s", local, domain);
-	if (lookup_address(t, key, out))
+	if (lookup_address(t, key, out) || (system && lookup_system(local, out)))
 		return;
 	const char *delimiters = t->conf->recipient_delimiter;
 	size_t base_len = delimiters[0] != '\0' && local[0] != '"'
@@ -127,11 +141,9 @@ void recipient_resolve(struct recipient_tables *t, const struct mailbox *m,
 	if (base_len > 0 && base_len < strlen(local)) {
 		local[base_len] = '\0';
 		snprintf(key, sizeof key, "%s@%s", local, domain);
-		if (lookup_address(t, key, out))
+		if (lookup_address(t, key, out) || (system && lookup_system(local, out)))
 			return;
 	}
-	if (strcmp(kind, "system") == 0 && lookup_system(local, out))
-		return;
 	if (strcmp(local, "postmaster") == 0) {
 		char first[ADDR_DOMAIN_MAX + 1];
 		if (recipient_first_domain(t, first, sizeof first) == 0) {

@@ -3,10 +3,13 @@
  *
  * Order: a non-local domain is REMOTE.  For a local domain the address
  * itself, then the address without its +tag (recipient_delimiter), is looked
- * up in mailboxes, then aliases; a `system` domain then tries the account of
- * that name; postmaster always exists (falling back to the postmaster alias
- * of the first domain).  Nothing here builds a path from a local part except
- * the system account, whose name must be a plain login name. */
+ * up in mailboxes, then aliases, then (a `system` domain) as an account of
+ * that name: the whole local part is tried everywhere before the split.
+ * An account takes mail only if it is not root and owns its home folder
+ * (qmail-getpw's rules).  postmaster always exists (falling back to the
+ * postmaster alias of the first domain).  Nothing here builds a path from
+ * a local part except the system account, whose name must be a plain
+ * login name. */
 #ifndef TERN_RECIPIENT_H
 #define TERN_RECIPIENT_H
 

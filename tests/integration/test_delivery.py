@@ -432,8 +432,12 @@ def test_system_domain_delivers_to_home_maildir():
     os.chmod(home, 0o755)
     harness.run(["useradd", "-M", "-d", home, "-s", "/usr/sbin/nologin", login])
     try:
+        account = pwd.getpwnam(login)
         for sub in ("tmp", "new", "cur"):
             os.makedirs(os.path.join(home, "Maildir", sub))
+        # an account takes mail only if it owns its home (qmail-getpw)
+        for path in [home, os.path.join(home, "Maildir")] + glob.glob(home + "/Maildir/*"):
+            os.chown(path, account.pw_uid, account.pw_gid)
         with Instance() as t:
             t.write_table("domains", "example.test\nsys.test system\n")
             send(t, "sender@remote.test", [login + "@sys.test"])
