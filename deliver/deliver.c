@@ -38,6 +38,8 @@
 #define DOUBLE_BOUNCE_SENDER "#@[]"
 #define COUNTERS_INTERVAL 1
 #define LOCK_TRIES 20		/* tenths of a second */
+#define SPOOL_OWNER "tern-queue"	/* the set-uid tern-queue's owner */
+#define SPOOL_TOP_MODE 0711
 
 struct message {
 	struct message *prev, *next;
@@ -655,43 +657,58 @@ static void expand_alias(struct deliver *d, struct message *m, size_t ri, const 
 }
 
 /* Does tern-local run as the Maildir's owner, not as tern-deliver?  Only
- * as root outside an instance. */
+ * when started as root outside an instance (tern-deliver then works as
+ * the spool's owner, with root kept as its real and saved user id). */
 static bool changes_identity(const struct deliver *d)
 {
-	return !d->conf.instance && geteuid() == 0;
+	return !d->conf.instance && getuid() == 0;
 }
 
-/* Takes on the account a Maildir is delivered as (changes_identity). */
+/* The uid of the account MAILDIR is delivered as: its owner, as lstat
+ * reports it.  A symlink there answers for itself, unless root made it: a
+ * user's link must not borrow another account's identity. */
+static int maildir_owner(const char *maildir, uid_t *uid)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (!str_copy(path, sizeof path, maildir))
+		return -1;
+	for (size_t n = strlen(path); n > 1 && path[n - 1] == '/'; n--)
+		path[n - 1] = '\0';	/* "Maildir/" would make lstat follow a link */
+	if (lstat(path, &st) < 0)
+		return -1;
+	if (S_ISLNK(st.st_mode) && st.st_uid == 0 && stat(path, &st) < 0)
+		return -1;
+	*uid = st.st_uid;
+	return 0;
+}
+
+/* Takes on the account a Maildir is delivered as (changes_identity): the
+ * account LOGIN, else the Maildir's owner; either way that account's
+ * passwd entry gives the group and initgroups(3) the supplementary
+ * groups (never the Maildir's group).  In the child of a fork only. */
 static int drop_privileges(const char *maildir, const char *login)
 {
+	struct passwd *pw;
 	uid_t uid;
-	gid_t gid;
 
+	if (geteuid() != 0 && seteuid(0) < 0)
+		return -1;	/* back from the spool owner's identity */
 	if (login != NULL) {
-		struct passwd *pw = getpwnam(login);
-		if (pw == NULL)
-			return -1;
-		uid = pw->pw_uid, gid = pw->pw_gid;
+		pw = getpwnam(login);
 	} else {
-		/* A symlink there answers for itself, unless root made it: a
-		 * user's link must not borrow another account's identity. */
-		char path[PATH_MAX];
-		struct stat st;
-		if (!str_copy(path, sizeof path, maildir))
+		if (maildir_owner(maildir, &uid) < 0)
 			return -1;
-		for (size_t n = strlen(path); n > 1 && path[n - 1] == '/'; n--)
-			path[n - 1] = '\0';	/* "Maildir/" would make lstat follow a link */
-		if (lstat(path, &st) < 0)
-			return -1;
-		if (S_ISLNK(st.st_mode) && st.st_uid == 0 && stat(path, &st) < 0)
-			return -1;
-		uid = st.st_uid, gid = st.st_gid;
+		pw = getpwuid(uid);
 	}
-	if (uid == 0)
+	if (pw == NULL || pw->pw_uid == 0)
 		return -1;	/* never as root outside an instance */
-	if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+	uid = pw->pw_uid;
+	gid_t gid = pw->pw_gid;
+	if (initgroups(pw->pw_name, gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
 		return -1;
-	if (getuid() != uid || geteuid() != uid || getegid() != gid)
+	if (getuid() != uid || geteuid() != uid || getgid() != gid || getegid() != gid)
 		return -1;
 	return 0;
 }
@@ -1173,6 +1190,92 @@ static void run_loop(struct deliver *d)
 	write_counters(d, time(NULL), true);
 }
 
+/* Makes the spool's top folder, as root, for OWNER (0711: a later socket
+ * lives under it; everything below is 0700); an existing one must
+ * already be OWNER's. */
+static int make_spool_top(const char *spool, const struct passwd *owner)
+{
+	struct stat st;
+	bool made = mkdir(spool, SPOOL_TOP_MODE) == 0;
+
+	if (!made && errno != EEXIST)
+		return -1;
+	int fd = open(spool, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int r = fstat(fd, &st);
+	if (r == 0 && made)
+		r = fchown(fd, owner->pw_uid, owner->pw_gid) < 0 ||
+		    fchmod(fd, SPOOL_TOP_MODE) < 0 ? -1 : 0;
+	close(fd);
+	if (r == 0 && !made && st.st_uid != owner->pw_uid) {
+		fprintf(stderr, "tern-deliver: %s: owned by uid %lu, not %s (chown -R %s: %s)\n",
+			spool, (unsigned long)st.st_uid, SPOOL_OWNER, SPOOL_OWNER, spool);
+		errno = EPERM;
+		return -2;
+	}
+	return r;
+}
+
+#ifdef TERN_SANITIZE
+/* LeakSanitizer's check at exit ptraces this process, which its changed
+ * credentials forbid: a sanitizer build takes root back for it. */
+static void root_for_leak_check(void)
+{
+	(void)!seteuid(0);
+}
+#endif
+
+/* From here on works as OWNER (effective ids and groups); root stays the
+ * real and saved user id, for the children that become a Maildir's
+ * owner (drop_privileges).  So everything tern-deliver creates in the
+ * spool is OWNER's. */
+static int become_spool_owner(const struct passwd *owner)
+{
+	uid_t uid = owner->pw_uid;
+	gid_t gid = owner->pw_gid;
+
+	if (initgroups(owner->pw_name, gid) < 0 || setegid(gid) < 0 || seteuid(uid) < 0)
+		return -1;
+	if (geteuid() != uid || getegid() != gid)
+		return -1;
+#ifdef TERN_SANITIZE
+	atexit(root_for_leak_check);
+#endif
+	return 0;
+}
+
+/* The spool and its folders, trigger and all: outside an instance, as
+ * root, owned by SPOOL_OWNER, whom the set-uid tern-queue runs as. */
+static int prepare_spool(struct deliver *d)
+{
+	const char *spool = d->conf.spool;
+
+	if (changes_identity(d)) {
+		struct passwd *pw = getpwnam(SPOOL_OWNER);
+		if (pw == NULL) {
+			fprintf(stderr, "tern-deliver: no user %s (make install creates it)\n",
+				SPOOL_OWNER);
+			return -1;
+		}
+		int r = make_spool_top(spool, pw);
+		if (r == -1)
+			fprintf(stderr, "tern-deliver: %s: %s\n", spool, strerror(errno));
+		if (r < 0)
+			return -1;
+		if (become_spool_owner(pw) < 0) {
+			fprintf(stderr, "tern-deliver: cannot become %s: %s\n", SPOOL_OWNER,
+				strerror(errno));
+			return -1;
+		}
+	}
+	if (spool_create(spool) < 0) {
+		fprintf(stderr, "tern-deliver: %s: %s\n", spool, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 /* One tern-deliver a spool: two would deliver everything twice.  The lock
  * goes with the process, kill -9 included; a moment's wait covers a child
  * of a killed one that has not yet reached exec. */
@@ -1208,10 +1311,8 @@ static int setup(struct deliver *d, const char *config_flag)
 		fprintf(stderr, "tern-deliver: %s\n", err);
 		return -1;
 	}
-	if (spool_create(d->conf.spool) < 0) {
-		fprintf(stderr, "tern-deliver: %s: %s\n", d->conf.spool, strerror(errno));
+	if (prepare_spool(d) < 0)
 		return -1;
-	}
 	if (find_program("tern-local", d->local_program, sizeof d->local_program) < 0 ||
 	    find_program("tern-queue", d->queue_program, sizeof d->queue_program) < 0) {
 		fprintf(stderr, "tern-deliver: cannot find tern-local and tern-queue\n");

@@ -1,6 +1,7 @@
 #!/bin/sh
 # make install: programs, man pages, sample files; as root also the three
-# system users (unless NO_USERS=1) and the set-uid tern-queue.
+# system users (unless NO_USERS=1), the set-uid tern-queue and the spool's
+# top folder, owned by tern-queue.
 # Usage: install.sh BUILD DESTDIR PREFIX LIBEXECDIR CONFDIR SPOOLDIR
 set -eu
 build=$1 dest=$2 prefix=$3 libexec=$4 confdir=$5 spooldir=$6
@@ -30,5 +31,9 @@ fi
 if id tern-queue >/dev/null 2>&1; then
 	chown tern-queue "$dest$prefix/sbin/tern-queue"
 	chmod 4711 "$dest$prefix/sbin/tern-queue"
+	# the spool belongs to tern-queue; tern-deliver makes what is inside
+	# (0700 folders, the trigger) as tern-queue at its start.  0711: a
+	# later socket lives under it.
+	install -d -o tern-queue -g tern-queue -m 711 "$dest$spooldir"
 fi
 install -d -m 755 "$dest$confdir"

@@ -21,12 +21,39 @@ def make_user():
     return pwd.getpwnam(TEST_USER)
 
 
+def spool_owner():
+    """tern-queue, who owns the spool outside an instance (as make install
+    adds it)."""
+    if subprocess.run(["id", "tern-queue"], stdout=subprocess.DEVNULL,
+                      stderr=subprocess.DEVNULL).returncode != 0:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
+                        "--shell", "/usr/sbin/nologin", "tern-queue"], check=True)
+    return pwd.getpwnam("tern-queue")
+
+
+def queue_as_owner(sbin):
+    """tern-smtpd's environment: its tern-queue runs as the spool's owner,
+    as the installed set-uid one does (this copy is not set-uid, so that
+    it reads the instance's tern.conf)."""
+    spool_owner()
+    wrapper = os.path.join(os.path.dirname(sbin), "tern-queue-as-owner")
+    with open(wrapper, "w") as f:
+        f.write("#!/bin/sh\nexec setpriv --reuid=tern-queue --regid=tern-queue --init-groups "
+                "%s\n" % os.path.join(sbin, "tern-queue"))
+    os.chmod(wrapper, 0o755)
+    return {"QMAILQUEUE": wrapper}
+
+
 def installed_mode(t):
-    """Turns the instance into an installed-style configuration."""
+    """Turns the instance into an installed-style configuration, its spool
+    owned by tern-queue (tern-deliver, started as root, works in it as
+    tern-queue)."""
     with open(t.conf) as f:
         text = f.read().replace("instance = yes", "instance = no")
     with open(t.conf, "w") as f:
         f.write(text + "\nspool = ../spool\n")
+    owner = spool_owner()
+    chown_tree(t.spool, owner.pw_uid, owner.pw_gid)
 
 
 def chown_tree(path, uid, gid):
@@ -40,7 +67,7 @@ def chown_tree(path, uid, gid):
 def owned_by(user, sbin, rcpts):
     """An installed-style instance whose bob Maildir belongs to USER, with a
     message from alice to RCPTS sent."""
-    with Instance(deliver=False, bindir=sbin) as t:
+    with Instance(deliver=False, bindir=sbin, smtpd_env=queue_as_owner(sbin)) as t:
         installed_mode(t)
         chown_tree(t.maildir("bob"), user.pw_uid, user.pw_gid)
         t.start_deliver()
@@ -76,7 +103,7 @@ def test_a_maildir_owned_by_root_is_never_delivered_as_root():
 
 
 def run_as_root_owned_maildir(sbin):
-    with Instance(deliver=False, bindir=sbin) as t:
+    with Instance(deliver=False, bindir=sbin, smtpd_env=queue_as_owner(sbin)) as t:
         installed_mode(t)
         t.start_deliver()
         with t.smtp() as s:
@@ -121,7 +148,7 @@ def test_a_users_symlink_cannot_borrow_another_identity():
     other = pwd.getpwnam("daemon")
     root, sbin = install_tree()
     try:
-        with Instance(deliver=False, bindir=sbin) as t:
+        with Instance(deliver=False, bindir=sbin, smtpd_env=queue_as_owner(sbin)) as t:
             installed_mode(t)
             target = os.path.join(t.dir, "daemon-maildir")
             for sub in ("tmp", "new", "cur"):
