@@ -207,14 +207,19 @@ static int choose_id(struct job *job)
 	return EXIT_QUEUED;
 }
 
+/* Asked as the effective user (the spool's owner when set-uid), not the
+ * real one as access(2) would; anything but "no such file" counts as
+ * taken, since it cannot be shown free. */
 static bool id_taken(const char *spool, const char *id)
 {
 	static const char *const dirs[] = { "incoming", "queue", "state" };
 	char path[PATH_MAX];
+	struct stat st;
 
 	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
-		if (spool_path(path, sizeof path, spool, dirs[i], id) == 0 &&
-		    access(path, F_OK) == 0)
+		if (spool_path(path, sizeof path, spool, dirs[i], id) < 0)
+			return true;
+		if (lstat(path, &st) == 0 || errno != ENOENT)
 			return true;
 	}
 	return false;

@@ -305,6 +305,26 @@ def test_a_deferred_message_is_the_spool_owners():
     assert "deferred id=%s" % qid in t.log("deliver")
 
 
+def test_a_taken_queue_id_is_refused_by_the_set_uid_tern_queue():
+    t = installed()
+    qid = deferred_message(t)
+    # the set-uid tern-queue, run as tern-smtpd, with that id: refused
+    before = {n: sorted(os.listdir(os.path.join(t.spool, n))) for n in SPOOL_FOLDERS[:4]}
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"Fsender@remote.test\0T%s@example.test\0\0" % BOX.encode())
+    os.close(write_end)
+    env = t.env()
+    env["TERN_QID"] = qid
+    proc = subprocess.run(["setpriv", "--reuid=tern-smtpd", "--regid=tern-smtpd",
+                           "--clear-groups", os.path.join(t.sbin, "tern-queue")],
+                          input=b"Subject: again\n\nx\n", stdout=read_end,
+                          stderr=subprocess.PIPE, env=env)
+    os.close(read_end)
+    assert proc.returncode == 71, (proc.returncode, proc.stderr)
+    after = {n: sorted(os.listdir(os.path.join(t.spool, n))) for n in SPOOL_FOLDERS[:4]}
+    assert after == before, (before, after)
+
+
 def test_root_s_ternctl_requests_reach_tern_deliver():
     t = installed()
     qid = deferred_message(t)
