@@ -1192,29 +1192,32 @@ static void run_loop(struct deliver *d)
 
 /* Makes the spool's top folder, as root, for OWNER (0711: a later socket
  * lives under it; everything below is 0700); an existing one must
- * already be OWNER's. */
+ * already be OWNER's.  Says what is wrong on stderr. */
 static int make_spool_top(const char *spool, const struct passwd *owner)
 {
 	struct stat st;
 	bool made = mkdir(spool, SPOOL_TOP_MODE) == 0;
 
 	if (!made && errno != EEXIST)
-		return -1;
+		goto failed;
 	int fd = open(spool, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
-		return -1;
-	int r = fstat(fd, &st);
-	if (r == 0 && made)
-		r = fchown(fd, owner->pw_uid, owner->pw_gid) < 0 ||
-		    fchmod(fd, SPOOL_TOP_MODE) < 0 ? -1 : 0;
+		goto failed;
+	if (fstat(fd, &st) < 0 || (made && (fchown(fd, owner->pw_uid, owner->pw_gid) < 0 ||
+					    fchmod(fd, SPOOL_TOP_MODE) < 0))) {
+		close(fd);
+		goto failed;
+	}
 	close(fd);
-	if (r == 0 && !made && st.st_uid != owner->pw_uid) {
+	if (!made && st.st_uid != owner->pw_uid) {
 		fprintf(stderr, "tern-deliver: %s: owned by uid %lu, not %s (chown -R %s: %s)\n",
 			spool, (unsigned long)st.st_uid, SPOOL_OWNER, SPOOL_OWNER, spool);
-		errno = EPERM;
-		return -2;
+		return -1;
 	}
-	return r;
+	return 0;
+failed:
+	fprintf(stderr, "tern-deliver: %s: %s\n", spool, strerror(errno));
+	return -1;
 }
 
 #ifdef TERN_SANITIZE
@@ -1258,10 +1261,7 @@ static int prepare_spool(struct deliver *d)
 				SPOOL_OWNER);
 			return -1;
 		}
-		int r = make_spool_top(spool, pw);
-		if (r == -1)
-			fprintf(stderr, "tern-deliver: %s: %s\n", spool, strerror(errno));
-		if (r < 0)
+		if (make_spool_top(spool, pw) < 0)
 			return -1;
 		if (become_spool_owner(pw) < 0) {
 			fprintf(stderr, "tern-deliver: cannot become %s: %s\n", SPOOL_OWNER,

@@ -347,6 +347,20 @@ def test_tern_local_runs_with_the_owners_groups_not_the_maildirs():
     assert st.st_gid != 0
 
 
+def test_a_spool_owned_by_someone_else_is_refused_at_start():
+    t = installed()
+    other = os.path.join(t.root, "other")
+    os.makedirs(os.path.join(other, "spool"))
+    conf = os.path.join(other, "tern.conf")
+    with open(conf, "w") as f:
+        f.write("hostname = mx.example.test\ndns_server = 127.0.0.1:%d\nspool = spool\n"
+                % free_port())
+    r = run([os.path.join(t.sbin, "tern-deliver"), "-C", conf], check=False, env=t.env())
+    assert r.returncode == 111, r
+    assert "owned by uid 0, not tern-queue (chown -R tern-queue:" in r.stderr, r.stderr
+    assert os.listdir(os.path.join(other, "spool")) == []
+
+
 def test_the_installed_servers_stop_cleanly():
     t = installed()
     t.stop()
