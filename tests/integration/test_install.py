@@ -93,7 +93,7 @@ class Installed:
         target = os.path.join(src, "build", "asan") if harness.SANITIZED \
             else os.path.join(src, "build")
         shutil.copytree(harness.BUILD, target, symlinks=True,
-                        ignore=shutil.ignore_patterns("asan"))
+                        ignore=shutil.ignore_patterns("asan", "fuzz"))
         run(["make", "-s", "-C", src] + flavour +
             ["PREFIX=" + self.prefix, "CONFDIR=" + self.confdir, "SPOOLDIR=" + self.spool,
              "LIBEXECDIR=" + self.libexec, "install"])
