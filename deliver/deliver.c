@@ -760,6 +760,7 @@ static pid_t start_local(struct deliver *d, int message, uint64_t length, int re
 	pid_t pid = fork();
 	if (pid != 0)
 		return pid;
+	signals_default();
 	if (dup2(reason, 1) < 0)
 		_exit(111);
 	int copy = message_only(message, length);

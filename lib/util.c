@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <string.h>
@@ -203,18 +204,75 @@ int fd_nonblock(int fd)
 	return flags < 0 ? -1 : fcntl(fd, F_SETFL, flags | O_NONBLOCK);
 }
 
-int spawn_with_fds(pid_t *pid, const char *program, char *const argv[], char *const envp[],
-		   const int *fds, size_t n)
+/* Default dispositions and an empty mask: tern's programs ignore SIGPIPE
+ * (and block signals at times), and an ignored signal or a mask outlives
+ * exec.  glibc cannot name its own two internal signals here, and no
+ * program can use those anyway. */
+static int default_signals(posix_spawnattr_t *attr, short extra_flags)
+{
+	sigset_t all, none;
+
+	sigfillset(&all);
+	sigdelset(&all, SIGKILL);
+	sigdelset(&all, SIGSTOP);
+	sigemptyset(&none);
+	int r = posix_spawnattr_setsigdefault(attr, &all);
+	if (r == 0)
+		r = posix_spawnattr_setsigmask(attr, &none);
+	if (r == 0)
+		r = posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK |
+						   extra_flags);
+	return r;
+}
+
+static int spawn(pid_t *pid, const char *program, char *const argv[], char *const envp[],
+		 const int *fds, size_t n, bool own_group)
 {
 	extern char **environ;
 	posix_spawn_file_actions_t actions;
+	posix_spawnattr_t attr;
 
-	int r = posix_spawn_file_actions_init(&actions);
+	int r = posix_spawnattr_init(&attr);
+	if (r != 0)
+		return r;
+	r = default_signals(&attr, own_group ? POSIX_SPAWN_SETPGROUP : 0);
+	if (r == 0 && own_group)
+		r = posix_spawnattr_setpgroup(&attr, 0);
+	if (r == 0)
+		r = posix_spawn_file_actions_init(&actions);
+	if (r != 0) {
+		posix_spawnattr_destroy(&attr);
+		return r;
+	}
 	for (size_t i = 0; r == 0 && i < n; i++)
 		if (fds[i] >= 0)
 			r = posix_spawn_file_actions_adddup2(&actions, fds[i], (int)i);
 	if (r == 0)
-		r = posix_spawn(pid, program, &actions, NULL, argv, envp ? envp : environ);
+		r = posix_spawn(pid, program, &actions, &attr, argv, envp ? envp : environ);
 	posix_spawn_file_actions_destroy(&actions);
+	posix_spawnattr_destroy(&attr);
 	return r;
+}
+
+int spawn_with_fds(pid_t *pid, const char *program, char *const argv[], char *const envp[],
+		   const int *fds, size_t n)
+{
+	return spawn(pid, program, argv, envp, fds, n, false);
+}
+
+int spawn_group_with_fds(pid_t *pid, const char *program, char *const argv[],
+			 char *const envp[], const int *fds, size_t n)
+{
+	return spawn(pid, program, argv, envp, fds, n, true);
+}
+
+void signals_default(void)
+{
+	sigset_t none;
+
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			signal(sig, SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 }

@@ -39,9 +39,17 @@ int fd_nonblock(int fd);
 
 /* posix_spawn PROGRAM with ARGV and ENVP (NULL: this environment), FDS[i]
  * becoming fd i in the child for each of the N (FDS[i] < 0: left as it
- * is).  Cheaper than fork: nothing of this process is copied.  0 with *PID
+ * is).  Cheaper than fork: nothing of this process is copied.  The child
+ * starts with every signal at its default and none blocked.  0 with *PID
  * set, or an errno value. */
 int spawn_with_fds(pid_t *pid, const char *program, char *const argv[], char *const envp[],
 		   const int *fds, size_t n);
+/* The same, the child leading a process group of its own (kill(-pid)
+ * then ends it and whatever it started). */
+int spawn_group_with_fds(pid_t *pid, const char *program, char *const argv[],
+			 char *const envp[], const int *fds, size_t n);
+/* For a forked child before exec: every signal at its default, none
+ * blocked, as spawn_with_fds gives. */
+void signals_default(void);
 
 #endif

@@ -1,0 +1,96 @@
+"""Default signal dispositions in every program tern starts."""
+import os
+import shutil
+import signal
+import subprocess
+
+from harness import Instance, install_tree
+from test_privilege import TEST_USER, chown_tree, installed_mode, make_user
+
+SENDER = "sender@client.test"
+
+
+def script(path, text):
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\n" + text)
+    os.chmod(path, 0o755)
+    return path
+
+
+def with_filter(t, text):
+    t.start_smtpd({"QMAILQUEUE": script(os.path.join(t.dir, "filter.sh"), text)})
+
+
+# ---- signal dispositions in children ----
+
+# grep's own: what the script's shell got (dash passes on what it was
+# given ignored, but blocks signals itself while it waits for a command).
+SIGNALS = "grep -E '^Sig(Ign|Blk):' /proc/self/status > %s\n"
+# glibc's posix_spawn leaves its two internal signals (32, 33) ignored; no
+# program can use those, so only the standard ones count here.
+STANDARD_SIGNALS = (1 << 31) - 1
+
+
+def assert_default_signals(path):
+    with open(path) as f:
+        fields = dict(line.split(":") for line in f.read().splitlines())
+    ignored = int(fields["SigIgn"], 16)
+    blocked = int(fields["SigBlk"], 16)
+    assert not ignored & (1 << (signal.SIGPIPE - 1)), "SIGPIPE ignored: %x" % ignored
+    assert ignored & STANDARD_SIGNALS == 0 and blocked == 0, fields
+
+
+def test_a_queue_filter_starts_with_default_signals():
+    with Instance(smtpd=False) as t:
+        seen = os.path.join(t.dir, "signals")
+        with_filter(t, SIGNALS % seen + "cat >/dev/null\ncat <&1 >/dev/null\nexit 0\n")
+        with t.smtp() as s:
+            s.sendmail(SENDER, ["alice@example.test"], b"Subject: s\r\n\r\nx\r\n")
+        assert_default_signals(seen)
+
+
+def spy_local(root, seen):
+    """tern-local replaced by a script that notes its signals in SEEN, then
+    runs the real one."""
+    libexec = os.path.join(root, "libexec", "tern")
+    os.rename(os.path.join(libexec, "tern-local"), os.path.join(libexec, "real-tern-local"))
+    script(os.path.join(libexec, "tern-local"),
+           SIGNALS % seen + 'exec "$(dirname "$0")/real-tern-local" "$@"\n')
+
+
+def test_tern_local_starts_with_default_signals():
+    root, sbin = install_tree()
+    seen = os.path.join(root, "signals")
+    spy_local(root, seen)
+    try:
+        with Instance(bindir=sbin) as t:
+            with t.smtp() as s:
+                s.sendmail(SENDER, ["alice@example.test"], b"Subject: s\r\n\r\nx\r\n")
+            t.wait_for_messages("alice", 1)
+            assert_default_signals(seen)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_tern_local_as_the_owner_starts_with_default_signals():
+    # As root, tern-deliver forks to take on the Maildir owner's identity:
+    # that child resets its signals too.
+    user = make_user()
+    root, sbin = install_tree()
+    box = os.path.join(root, "seen")
+    os.mkdir(box)
+    os.chown(box, user.pw_uid, user.pw_gid)
+    seen = os.path.join(box, "signals")
+    spy_local(root, seen)
+    try:
+        with Instance(deliver=False, bindir=sbin) as t:
+            installed_mode(t)
+            chown_tree(t.maildir("bob"), user.pw_uid, user.pw_gid)
+            t.start_deliver()
+            with t.smtp() as s:
+                s.sendmail(SENDER, ["bob@example.test"], b"Subject: s\r\n\r\nx\r\n")
+            t.wait_for_messages("bob", 1)
+            assert_default_signals(seen)
+    finally:
+        subprocess.run(["userdel", TEST_USER], stderr=subprocess.DEVNULL)
+        shutil.rmtree(root, ignore_errors=True)
