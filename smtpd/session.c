@@ -1,6 +1,7 @@
 #include "session.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -316,24 +317,26 @@ static int received_header(struct session *s, const char *qid, char *out, size_t
 	return n < 0 || (size_t)n >= size ? -1 : n;
 }
 
-/* qmail-queue's envelope: F sender \0, T rcpt \0 each, \0. */
+/* qmail-queue's envelope of the current transaction. */
 static char *build_envelope(struct session *s, size_t *len)
 {
 	char sender[ADDR_BUFFER];
-	size_t size = 4 + ADDR_BUFFER;
 
 	addr_format(&s->sender, sender, sizeof sender);
-	for (size_t i = 0; i < s->nrcpts; i++)
-		size += strlen(s->rcpts[i]) + 2;
-	char *env = malloc(size);
-	if (env == NULL)
-		return NULL;
-	size_t n = (size_t)sprintf(env, "F%s", sender) + 1;
-	for (size_t i = 0; i < s->nrcpts; i++)
-		n += (size_t)sprintf(env + n, "T%s", s->rcpts[i]) + 1;
-	env[n++] = '\0';
-	*len = n;
-	return env;
+	return queue_envelope(sender, s->rcpts, s->nrcpts, len);
+}
+
+static int start_queue(struct session *s, struct queue_client *q, const char *qid)
+{
+	char program[PATH_MAX];
+	struct queue_target target = {
+		.program = program, .config = s->conf->path, .qid = qid,
+		.timeout = s->conf->queue_timeout,
+	};
+
+	if (queue_program(program, sizeof program) < 0)
+		return -1;
+	return queue_start(q, &target);
 }
 
 /* When DATA that began at START_MS and has brought OCTETS must have
@@ -414,7 +417,7 @@ static void do_data(struct session *s, const char *arg)
 		return;
 	}
 	qid_make(qid);
-	if (queue_start(&q, qid, s->conf->path) < 0) {
+	if (start_queue(s, &q, qid) < 0) {
 		reply(s, "451 4.3.0 Temporary failure: cannot start the queue");
 		return;
 	}

@@ -1,10 +1,12 @@
-"""Default signal dispositions in every program tern starts."""
+"""The queue client (lib/queue_client) as tern-smtpd uses it: queue_timeout
+for a queue program that never reads or never exits, and default signal
+dispositions in every program tern starts."""
 import os
 import shutil
 import signal
 import subprocess
 
-from harness import Instance, install_tree
+from harness import Instance, install_tree, wait_until
 from test_privilege import TEST_USER, chown_tree, installed_mode, make_user
 
 SENDER = "sender@client.test"
@@ -17,8 +19,69 @@ def script(path, text):
     return path
 
 
+def read_pid(path):
+    def pid():
+        try:
+            with open(path) as f:
+                text = f.read().strip()
+        except FileNotFoundError:
+            return None
+        return int(text) if text else None
+    return wait_until(pid, 20, "a pid in " + path)
+
+
+def group_alive(pgid):
+    """Is any process left whose process group (or pid) is PGID?"""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == pgid or int(fields[2]) == pgid:
+            return True
+    return False
+
+
 def with_filter(t, text):
     t.start_smtpd({"QMAILQUEUE": script(os.path.join(t.dir, "filter.sh"), text)})
+
+
+# ---- queue_timeout in tern-smtpd ----
+
+def hung_queue_program(text, message):
+    """A QMAILQUEUE program running TEXT (after writing its pid) under
+    queue_timeout = 2s: the client gets 451 4.3.0 for MESSAGE, the session
+    goes on, and the program is gone afterwards."""
+    with Instance(smtpd=False, conf="queue_timeout = 2s") as t:
+        pidfile = os.path.join(t.dir, "filter.pid")
+        with_filter(t, "echo $$ > %s\n%s" % (pidfile, text))
+        with t.smtp() as s:
+            s.ehlo()
+            assert s.mail(SENDER)[0] == 250
+            assert s.rcpt("alice@example.test")[0] == 250
+            code, reply = s.data(message)
+            assert code == 451 and reply.startswith(b"4.3.0"), (code, reply)
+            assert s.rset()[0] == 250
+            assert s.noop()[0] == 250
+            assert s.quit()[0] == 221
+        pid = read_pid(pidfile)
+        wait_until(lambda: not group_alive(pid), 10, "the queue program to be gone")
+        assert "what=queue_timeout" in t.log("smtpd"), t.log("smtpd")
+        assert t.spool_files() == []
+
+
+def test_a_queue_program_that_never_reads_gets_451():
+    # 2 MB: far more than a pipe holds, so the writes block.
+    big = b"Subject: big\r\n\r\n" + (b"x" * 998 + b"\r\n") * 2000
+    hung_queue_program("sleep 100000\n", big)
+
+
+def test_a_queue_program_that_never_exits_gets_451():
+    hung_queue_program("cat >/dev/null\ncat <&1 >/dev/null\nsleep 100000\n",
+                       b"Subject: small\r\n\r\nbody\r\n")
 
 
 # ---- signal dispositions in children ----

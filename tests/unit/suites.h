@@ -13,5 +13,6 @@ Suite *spool_suite(void);
 Suite *recipient_suite(void);
 Suite *dsn_suite(void);
 Suite *log_suite(void);
+Suite *queue_client_suite(void);
 
 #endif
