@@ -27,6 +27,7 @@
 #include "conf.h"
 #include "dsn.h"
 #include "log.h"
+#include "queue_client.h"
 #include "recipient.h"
 #include "schedule.h"
 #include "spool.h"
@@ -40,6 +41,7 @@
 #define LOCK_TRIES 20		/* tenths of a second */
 #define SPOOL_OWNER "tern-queue"	/* the set-uid tern-queue's owner */
 #define SPOOL_TOP_MODE 0711
+#define REPORTS_MAX 8		/* reports waiting for tern-queue at once */
 
 struct message {
 	struct message *prev, *next;
@@ -62,6 +64,17 @@ struct slot {
 	char target[PATH_MAX];
 };
 
+/* A report (a bounce or a delay warning) handed to tern-queue, whose
+ * confirmation the main loop takes when it comes. */
+struct report_job {
+	struct queue_client q;
+	struct message *msg;	/* NULL: this slot is free */
+	size_t *rcpts;		/* indices into msg->rcpts of those it reports on */
+	size_t n;
+	bool delayed;
+	const char *outcome;	/* for the log: "dsn" or "postmaster" */
+};
+
 struct counters {
 	unsigned long long delivered, deferred, bounced;
 	bool changed;
@@ -78,6 +91,7 @@ struct deliver {
 	struct slot *slots;
 	size_t nslots;
 	unsigned busy;
+	struct report_job reports[REPORTS_MAX];
 	int trigger_fd;
 	bool stopping;
 	time_t next_cleanup;
@@ -356,80 +370,14 @@ static void defer(struct deliver *d, struct message *m, struct rcpt_record *r,
 
 /* ---- bounces ---- */
 
-static int spawn_queue(struct deliver *d, int *msg_fd, int *env_fd, pid_t *pid)
+static void settle(struct deliver *d, struct message *m, time_t now);
+
+static struct report_job *free_report(struct deliver *d)
 {
-	int mp[2], ep[2];
-
-	if (pipe2(mp, O_CLOEXEC) < 0)
-		return -1;
-	if (pipe2(ep, O_CLOEXEC) < 0) {
-		close(mp[0]), close(mp[1]);
-		return -1;
-	}
-	*pid = fork();
-	if (*pid < 0) {
-		close(mp[0]), close(mp[1]), close(ep[0]), close(ep[1]);
-		return -1;
-	}
-	if (*pid == 0) {
-		if (dup2(mp[0], 0) < 0 || dup2(ep[0], 1) < 0)
-			_exit(81);
-		setenv("TERN_CONFIG", d->conf.path, 1);
-		unsetenv("TERN_QID");
-		execl(d->queue_program, "tern-queue", (char *)NULL);
-		_exit(81);
-	}
-	close(mp[0]), close(ep[0]);
-	*msg_fd = mp[1];
-	*env_fd = ep[1];
-	return 0;
-}
-
-static int inject_report(struct deliver *d, struct message *m, const char *from,
-			 const char *to, const struct dsn_rcpt *rr, size_t n, bool delayed)
-{
-	char path[PATH_MAX];
-	int msg_fd, env_fd, status;
-	pid_t pid;
-
-	if (spool_path(path, sizeof path, d->conf.spool, "queue", m->id) < 0)
-		return -1;
-	int original = open(path, O_RDONLY | O_CLOEXEC);
-	if (original < 0)
-		return -1;
-	if (spawn_queue(d, &msg_fd, &env_fd, &pid) < 0) {
-		close(original);
-		return -1;
-	}
-	struct dsn_info info = {
-		.hostname = d->conf.hostname, .queue_id = m->id, .to = to,
-		.arrival = m->queued, .delayed = delayed,
-	};
-	int r = dsn_write(msg_fd, &info, rr, n, original, m->msglen, d->conf.bounce_max_size);
-	close(original);
-	close(msg_fd);
-	size_t flen = strlen(from), tlen = strlen(to);
-	char *env = malloc(flen + tlen + 6);
-	if (env != NULL && r == 0) {
-		size_t k = 0;
-		env[k++] = 'F';
-		memcpy(env + k, from, flen + 1);
-		k += flen + 1;
-		env[k++] = 'T';
-		memcpy(env + k, to, tlen + 1);
-		k += tlen + 1;
-		env[k++] = '\0';
-		r = write_all(env_fd, env, k);
-	} else {
-		r = -1;
-	}
-	free(env);
-	close(env_fd);
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	if (r == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
-		r = -1;
-	return r;
+	for (size_t i = 0; i < REPORTS_MAX; i++)
+		if (d->reports[i].msg == NULL)
+			return &d->reports[i];
+	return NULL;
 }
 
 static void postmaster_address(struct deliver *d, char *out, size_t size)
@@ -446,6 +394,7 @@ static void postmaster_address(struct deliver *d, char *out, size_t size)
 struct report {
 	struct dsn_rcpt *rcpts;
 	char (*codes)[16];
+	size_t *index;		/* each one's place in the message */
 	size_t n;
 };
 
@@ -467,7 +416,8 @@ static int report_gather(struct report *rep, const struct message *m,
 	rep->n = 0;
 	rep->rcpts = calloc(m->n, sizeof *rep->rcpts);
 	rep->codes = calloc(m->n, sizeof *rep->codes);
-	if (rep->rcpts == NULL || rep->codes == NULL)
+	rep->index = calloc(m->n, sizeof *rep->index);
+	if (rep->rcpts == NULL || rep->codes == NULL || rep->index == NULL)
 		return -1;
 	for (size_t i = 0; i < m->n; i++) {
 		const struct rcpt_record *r = &m->rcpts[i];
@@ -479,7 +429,7 @@ static int report_gather(struct report *rep, const struct message *m,
 		out->diagnostic = dsn_split_status(r->last_error, default_status, rep->codes[rep->n]);
 		out->status = rep->codes[rep->n];
 		out->last_attempt = now;
-		rep->n++;
+		rep->index[rep->n++] = i;
 	}
 	return 0;
 }
@@ -488,50 +438,108 @@ static void report_free(struct report *rep)
 {
 	free(rep->rcpts);
 	free(rep->codes);
+	free(rep->index);
 }
 
-/* Reports every FAILED recipient of M in one DSN; marks them BOUNCED. */
+/* The report on REP's recipients of M, written whole into a memory file,
+ * so that tern-queue never waits for this process nor this process for it. */
+static int report_file(struct deliver *d, struct message *m, const char *to,
+		       const struct report *rep, bool delayed)
+{
+	char path[PATH_MAX];
+
+	if (spool_path(path, sizeof path, d->conf.spool, "queue", m->id) < 0)
+		return -1;
+	int original = open(path, O_RDONLY | O_CLOEXEC);
+	if (original < 0)
+		return -1;
+	int report = memfd_create("tern-report", MFD_CLOEXEC);
+	struct dsn_info info = {
+		.hostname = d->conf.hostname, .queue_id = m->id, .to = to,
+		.arrival = m->queued, .delayed = delayed,
+	};
+	int r = report < 0 ? -1 : dsn_write(report, &info, rep->rcpts, rep->n, original,
+					    m->msglen, d->conf.bounce_max_size);
+	close(original);
+	if (r == 0 && lseek(report, 0, SEEK_SET) == 0)
+		return report;
+	if (report >= 0)
+		close(report);
+	return -1;
+}
+
+/* Hands the report on REP's recipients of M from FROM to TO to tern-queue;
+ * the job holds M (in flight) until tern-queue confirms or fails.  REP's
+ * index moves to the job.  -1 if it could not start. */
+static int start_report(struct deliver *d, struct report_job *job, struct message *m,
+			const char *from, const char *to, struct report *rep, bool delayed)
+{
+	struct queue_target target = {
+		.program = d->queue_program, .config = d->conf.path, .qid = NULL,
+		.timeout = d->conf.queue_timeout,
+	};
+	size_t envlen;
+	char *envelope = queue_envelope(from, (char *[]){ (char *)to }, 1, &envlen);
+	int report = envelope == NULL ? -1 : report_file(d, m, to, rep, delayed);
+	int r = report < 0 ? -1 : queue_submit(&job->q, &target, report, envelope, envlen);
+
+	free(envelope);
+	if (report >= 0)
+		close(report);
+	if (r < 0)
+		return -1;
+	job->msg = m;
+	job->rcpts = rep->index;
+	job->n = rep->n;
+	job->delayed = delayed;
+	rep->index = NULL;
+	m->inflight++;
+	return 0;
+}
+
+static void mark_bounced(struct deliver *d, struct message *m, struct rcpt_record *r,
+			 const char *outcome)
+{
+	r->state = RCPT_BOUNCED;
+	m->dirty = true;
+	count(d, &d->counters.bounced);
+	log_event("bounced", "id=%s rcpt=%s report=%s reason=%s", m->id, r->addr, outcome,
+		  r->last_error);
+}
+
+/* Reports every FAILED recipient of M in one DSN, which marks them BOUNCED
+ * once tern-queue has it (finish_report). */
 static void send_bounces(struct deliver *d, struct message *m, time_t now)
 {
 	struct report rep;
+	struct report_job *job = free_report(d);
 
+	if (strcmp(m->sender, DOUBLE_BOUNCE_SENDER) == 0) {
+		/* a failed report to the postmaster: the end */
+		for (size_t i = 0; i < m->n; i++)
+			if (is_failed(&m->rcpts[i]))
+				mark_bounced(d, m, &m->rcpts[i], "dropped");
+		return;
+	}
+	if (job == NULL)
+		return;	/* all busy: the next to finish brings it back here */
 	if (report_gather(&rep, m, is_failed, "5.0.0", now) < 0) {
 		report_free(&rep);
 		return;
 	}
 	char postmaster[ADDR_BUFFER + 16];
-	const char *to = m->sender;
-	const char *from = "";
-	const char *outcome = "dsn";
-	int r = 0;
-	if (strcmp(m->sender, DOUBLE_BOUNCE_SENDER) == 0) {
-		outcome = "dropped";	/* a failed report to the postmaster: the end */
-	} else {
-		if (m->sender[0] == '\0') {
-			postmaster_address(d, postmaster, sizeof postmaster);
-			to = postmaster;
-			from = DOUBLE_BOUNCE_SENDER;
-			outcome = "postmaster";
-		}
-		r = inject_report(d, m, from, to, rep.rcpts, rep.n, false);
+	const char *to = m->sender, *from = "";
+	job->outcome = "dsn";
+	if (m->sender[0] == '\0') {
+		postmaster_address(d, postmaster, sizeof postmaster);
+		to = postmaster;
+		from = DOUBLE_BOUNCE_SENDER;
+		job->outcome = "postmaster";
 	}
-	if (r < 0) {
-		log_event("error", "id=%s what=bounce error=%s", m->id, "tern-queue refused the report");
-		for (size_t i = 0; i < m->n; i++)
-			if (m->rcpts[i].state == RCPT_FAILED)
-				m->rcpts[i].next_try = now + d->conf.retry_first;
-		report_free(&rep);
-		return;
-	}
-	for (size_t i = 0; i < m->n; i++) {
-		struct rcpt_record *rec = &m->rcpts[i];
-		if (rec->state != RCPT_FAILED)
-			continue;
-		rec->state = RCPT_BOUNCED;
-		m->dirty = true;
-		count(d, &d->counters.bounced);
-		log_event("bounced", "id=%s rcpt=%s report=%s reason=%s", m->id, rec->addr, outcome,
-			  rec->last_error);
+	if (start_report(d, job, m, from, to, &rep, false) < 0) {
+		log_event("error", "id=%s what=bounce error=%s", m->id, "cannot start tern-queue");
+		for (size_t i = 0; i < rep.n; i++)
+			m->rcpts[rep.index[i]].next_try = now + d->conf.retry_first;
 	}
 	report_free(&rep);
 }
@@ -540,23 +548,74 @@ static void send_bounces(struct deliver *d, struct message *m, time_t now)
  * after delay_warning_after.  Reports never get one. */
 static void send_delay_warnings(struct deliver *d, struct message *m, time_t now)
 {
+	struct report_job *job;
+
 	if (!d->conf.delay_warning || m->sender[0] == '\0' ||
 	    strcmp(m->sender, DOUBLE_BOUNCE_SENDER) == 0 ||
-	    now - m->queued < (time_t)d->conf.delay_warning_after)
+	    now - m->queued < (time_t)d->conf.delay_warning_after ||
+	    (job = free_report(d)) == NULL)
 		return;
 	struct report rep;
-	if (report_gather(&rep, m, needs_delay_warning, "4.0.0", now) == 0 && rep.n > 0 &&
-	    inject_report(d, m, "", m->sender, rep.rcpts, rep.n, true) == 0) {
-		for (size_t i = 0; i < m->n; i++) {
-			struct rcpt_record *r = &m->rcpts[i];
-			if (needs_delay_warning(r)) {
-				r->warned = true;
-				m->dirty = true;
-				log_event("delay_warning", "id=%s rcpt=%s", m->id, r->addr);
-			}
+	if (report_gather(&rep, m, needs_delay_warning, "4.0.0", now) == 0 && rep.n > 0)
+		start_report(d, job, m, "", m->sender, &rep, true);
+	report_free(&rep);
+}
+
+/* tern-queue has answered JOB with OUTCOME (queue_check's). */
+static void finish_report(struct deliver *d, struct report_job *job, int outcome, time_t now)
+{
+	struct message *m = job->msg;
+
+	if (outcome != 0)
+		log_event("error", "id=%s what=%s error=\"tern-queue %s\"", m->id,
+			  job->delayed ? "delay_warning" : "bounce",
+			  outcome == QUEUE_TIMED_OUT ? "timed out" : "refused the report");
+	for (size_t i = 0; i < job->n; i++) {
+		struct rcpt_record *r = &m->rcpts[job->rcpts[i]];
+		if (job->delayed && outcome == 0) {
+			r->warned = true;
+			m->dirty = true;
+			log_event("delay_warning", "id=%s rcpt=%s", m->id, r->addr);
+		} else if (!job->delayed && r->state == RCPT_FAILED) {
+			if (outcome == 0)
+				mark_bounced(d, m, r, job->outcome);
+			else
+				r->next_try = now + d->conf.retry_first;
 		}
 	}
-	report_free(&rep);
+	free(job->rcpts);
+	job->rcpts = NULL;
+	job->msg = NULL;
+	m->inflight--;
+	settle(d, m, now);
+}
+
+/* Takes every confirmation that has come; kills what is past queue_timeout. */
+static void check_reports(struct deliver *d, time_t now)
+{
+	for (size_t i = 0; i < REPORTS_MAX; i++) {
+		struct report_job *job = &d->reports[i];
+		if (job->msg == NULL)
+			continue;
+		int outcome = queue_check(&job->q);
+		if (outcome != QUEUE_PENDING)
+			finish_report(d, job, outcome, now);
+	}
+}
+
+/* Milliseconds until the first report's deadline; -1 if none waits. */
+static int reports_timeout(const struct deliver *d)
+{
+	int wait = -1;
+
+	for (size_t i = 0; i < REPORTS_MAX; i++) {
+		if (d->reports[i].msg == NULL)
+			continue;
+		int left = queue_remaining_ms(&d->reports[i].q);
+		if (wait < 0 || left < wait)
+			wait = left;
+	}
+	return wait;
 }
 
 /* After a round: bounce what failed, remove what is done, record the rest. */
@@ -582,6 +641,8 @@ static void settle(struct deliver *d, struct message *m, time_t now)
 		if (m->dirty && spool_write_state(d->conf.spool, m->id, m->rcpts, m->n) == 0)
 			m->dirty = false;
 		send_bounces(d, m, now);
+		if (m->inflight > 0)
+			return;	/* its report's end settles it again */
 		open = false;
 		for (size_t i = 0; i < m->n; i++)
 			if (!finished(m->rcpts[i].state))
@@ -947,18 +1008,15 @@ static void finish_delivery(struct deliver *d, struct slot *slot, int status, ti
 	settle(d, m, now);
 }
 
+/* Each slot's child by its pid: a report's tern-queue is queue_check's. */
 static void reap_children(struct deliver *d)
 {
 	int status;
-	pid_t pid;
 
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		for (size_t i = 0; i < d->nslots; i++) {
-			if (d->slots[i].pid == pid) {
-				finish_delivery(d, &d->slots[i], status, time(NULL));
-				break;
-			}
-		}
+	for (size_t i = 0; i < d->nslots; i++) {
+		pid_t pid = d->slots[i].pid;
+		if (pid > 0 && waitpid(pid, &status, WNOHANG) == pid)
+			finish_delivery(d, &d->slots[i], status, time(NULL));
 	}
 }
 
@@ -1115,6 +1173,14 @@ static void cleanup(struct deliver *d, time_t now)
 
 /* ---- the loop ---- */
 
+/* The shorter of two poll timeouts, -1 being for ever. */
+static int sooner(int a, int b)
+{
+	if (a < 0)
+		return b;
+	return b < 0 || a < b ? a : b;
+}
+
 static int next_timeout(struct deliver *d, time_t now)
 {
 	time_t wake = d->next_cleanup;
@@ -1123,17 +1189,20 @@ static int next_timeout(struct deliver *d, time_t now)
 		for (size_t i = 0; i < m->n; i++) {
 			const struct rcpt_record *r = &m->rcpts[i];
 			bool waiting = r->state == RCPT_PENDING || r->state == RCPT_DEFERRED ||
-				       (r->state == RCPT_FAILED && m->inflight == 0);
+				       (r->state == RCPT_FAILED && m->inflight == 0 &&
+					free_report(d) != NULL);
 			if (waiting && !in_flight(d, m, i) && r->next_try < wake)
 				wake = r->next_try;
 		}
 	}
 	if (d->counters.changed && d->counters.written + COUNTERS_INTERVAL < wake)
 		wake = d->counters.written + COUNTERS_INTERVAL;
+	int timeout;
 	if (wake <= now)
-		return d->busy >= d->nslots ? -1 : 0;
-	time_t wait = wake - now;
-	return wait > 3600 ? 3600 * 1000 : (int)(wait * 1000);
+		timeout = d->busy >= d->nslots ? -1 : 0;
+	else
+		timeout = wake - now > 3600 ? 3600 * 1000 : (int)((wake - now) * 1000);
+	return sooner(timeout, reports_timeout(d));
 }
 
 static void drain(int fd)
@@ -1163,13 +1232,13 @@ static void run_loop(struct deliver *d)
 		if (!d->stopping)
 			dispatch(d, now);
 		write_counters(d, now, false);
-		if (d->stopping && d->busy == 0)
+		if (d->stopping && d->busy == 0 && reports_timeout(d) < 0)
 			break;
 		if (now >= d->next_cleanup)
 			cleanup(d, now);
 		fds[0] = (struct pollfd){ .fd = d->trigger_fd, .events = POLLIN };
 		fds[1] = (struct pollfd){ .fd = signal_pipe[0], .events = POLLIN };
-		int timeout = d->stopping ? -1 : next_timeout(d, now);
+		int timeout = d->stopping ? reports_timeout(d) : next_timeout(d, now);
 		if (poll(fds, 2, timeout) < 0 && errno != EINTR) {
 			log_event("error", "what=poll error=%s", strerror(errno));
 			sleep(1);
@@ -1182,6 +1251,7 @@ static void run_loop(struct deliver *d)
 					d->stopping = true;
 			reap_children(d);
 		}
+		check_reports(d, time(NULL));
 		if (fds[0].revents & POLLIN && !d->stopping) {
 			drain(d->trigger_fd);
 			load_folder(d, "incoming");

@@ -1,5 +1,6 @@
-"""The queue client (lib/queue_client) as tern-smtpd uses it: queue_timeout
-for a queue program that never reads or never exits, and default signal
+"""The queue client (lib/queue_client) as tern-smtpd and tern-deliver use it:
+queue_timeout for a queue program that never reads or never exits, reports
+(bounces) that never stall tern-deliver's scheduling, and default signal
 dispositions in every program tern starts."""
 import os
 import shutil
@@ -10,6 +11,7 @@ from harness import Instance, install_tree, wait_until
 from test_privilege import TEST_USER, chown_tree, installed_mode, make_user
 
 SENDER = "sender@client.test"
+FAST_RETRY = "retry_first = 1s\nretry_max = 1s"
 
 
 def script(path, text):
@@ -82,6 +84,62 @@ def test_a_queue_program_that_never_reads_gets_451():
 def test_a_queue_program_that_never_exits_gets_451():
     hung_queue_program("cat >/dev/null\ncat <&1 >/dev/null\nsleep 100000\n",
                        b"Subject: small\r\n\r\nbody\r\n")
+
+
+# ---- tern-deliver's reports ----
+
+def hanging_queue_tree():
+    """An installed tree whose tern-queue hangs the first time tern-deliver
+    runs it (writing its pid to ROOT/hung/pid); otherwise the real one."""
+    root, sbin = install_tree()
+    os.rename(os.path.join(sbin, "tern-queue"), os.path.join(sbin, "real-tern-queue"))
+    hung = os.path.join(root, "hung")
+    script(os.path.join(sbin, "tern-queue"),
+           'if [ "$(cat /proc/$PPID/comm)" = tern-deliver ] && mkdir %s 2>/dev/null; then\n'
+           '    echo $$ > %s/pid\n    sleep 100000\nfi\n'
+           'exec "$(dirname "$0")/real-tern-queue"\n' % (hung, hung))
+    return root, sbin, os.path.join(hung, "pid")
+
+
+def queue_directly(t, sender, rcpts, message=b"Subject: direct\n\nhi\n"):
+    envelope = b"F" + sender + b"\0" + b"".join(b"T" + r + b"\0" for r in rcpts) + b"\0"
+    code, err = t.queue(envelope, message)
+    assert code == 0, (code, err)
+
+
+def test_a_hanging_bounce_does_not_stall_delivery():
+    root, sbin, pidfile = hanging_queue_tree()
+    try:
+        with Instance(bindir=sbin, conf="queue_timeout = 1h\n" + FAST_RETRY) as t:
+            queue_directly(t, b"bob@example.test", [b"nobody@example.test"])
+            pid = read_pid(pidfile)
+            with t.smtp() as s:
+                s.sendmail(SENDER, ["alice@example.test"], b"Subject: meanwhile\r\n\r\nx\r\n")
+            (raw,) = t.wait_for_messages("alice", 1)
+            assert b"Subject: meanwhile" in raw
+            assert group_alive(pid)  # the report still waits for its tern-queue
+            os.kill(pid, signal.SIGKILL)
+            (report,) = t.wait_for_messages("bob", 1)  # retried, with the real one
+            assert b"nobody@example.test" in report
+            t.wait_spool_empty()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_bounce_past_queue_timeout_is_killed_and_retried():
+    root, sbin, pidfile = hanging_queue_tree()
+    try:
+        with Instance(bindir=sbin, conf="queue_timeout = 2s\n" + FAST_RETRY) as t:
+            queue_directly(t, b"bob@example.test", [b"nobody@example.test"])
+            pid = read_pid(pidfile)
+            wait_until(lambda: not group_alive(pid), 20, "the hung tern-queue to be killed")
+            (report,) = t.wait_for_messages("bob", 1)
+            assert b"nobody@example.test" in report
+            t.wait_spool_empty()
+            log = t.log("deliver")
+            assert "what=bounce" in log and "timed out" in log, log
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 # ---- signal dispositions in children ----
