@@ -54,12 +54,14 @@ def with_filter(t, text):
 # ---- queue_timeout in tern-smtpd ----
 
 def hung_queue_program(text, message):
-    """A QMAILQUEUE program running TEXT (after writing its pid) under
-    queue_timeout = 2s: the client gets 451 4.3.0 for MESSAGE, the session
-    goes on, and the program is gone afterwards."""
+    """A QMAILQUEUE program that runs TEXT (after writing its pid) the first
+    time and is tern-queue after, under queue_timeout = 2s: the client gets
+    451 4.3.0 for MESSAGE, the session goes on (its next message is
+    queued), and the program is gone afterwards."""
     with Instance(smtpd=False, conf="queue_timeout = 2s") as t:
         pidfile = os.path.join(t.dir, "filter.pid")
-        with_filter(t, "echo $$ > %s\n%s" % (pidfile, text))
+        with_filter(t, "if mkdir %s/hung 2>/dev/null; then\n    echo $$ > %s\n%sfi\nexec %s\n"
+                    % (t.dir, pidfile, text, t.program("tern-queue")))
         with t.smtp() as s:
             s.ehlo()
             assert s.mail(SENDER)[0] == 250
@@ -68,11 +70,14 @@ def hung_queue_program(text, message):
             assert code == 451 and reply.startswith(b"4.3.0"), (code, reply)
             assert s.rset()[0] == 250
             assert s.noop()[0] == 250
+            s.sendmail(SENDER, ["alice@example.test"], b"Subject: next\r\n\r\nx\r\n")
             assert s.quit()[0] == 221
         pid = read_pid(pidfile)
         wait_until(lambda: not group_alive(pid), 10, "the queue program to be gone")
         assert "what=queue_timeout" in t.log("smtpd"), t.log("smtpd")
-        assert t.spool_files() == []
+        (raw,) = t.wait_for_messages("alice", 1)
+        assert b"Subject: next" in raw
+        t.wait_spool_empty()
 
 
 def test_a_queue_program_that_never_reads_gets_451():
