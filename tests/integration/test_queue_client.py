@@ -8,7 +8,7 @@ import signal
 import subprocess
 
 from harness import Instance, install_tree, wait_until
-from test_privilege import TEST_USER, chown_tree, installed_mode, make_user
+from test_privilege import TEST_USER, chown_tree, installed_mode, make_user, queue_as_owner
 
 SENDER = "sender@client.test"
 FAST_RETRY = "retry_first = 1s\nretry_max = 1s"
@@ -209,7 +209,8 @@ def test_tern_local_as_the_owner_starts_with_default_signals():
     seen = os.path.join(box, "signals")
     spy_local(root, seen)
     try:
-        with Instance(deliver=False, bindir=sbin) as t:
+        with Instance(deliver=False, bindir=sbin,
+                      smtpd_env=queue_as_owner(sbin)) as t:
             installed_mode(t)
             chown_tree(t.maildir("bob"), user.pw_uid, user.pw_gid)
             t.start_deliver()
