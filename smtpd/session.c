@@ -441,17 +441,20 @@ static void do_data(struct session *s, const char *arg)
 		queue_abort(&q);
 		return;
 	}
+	/* The reply first: queue_abort may wait for a slow queue program. */
 	if (d.fault != DATA_OK) {
-		queue_abort(&q);
 		reply(s, data_fault_reply(d.fault));
+		writer_flush(&s->out);
+		queue_abort(&q);
 		reset_transaction(s);
 		return;
 	}
 	size_t envlen;
 	char *envelope = build_envelope(s, &envlen);
 	if (envelope == NULL) {
-		queue_abort(&q);
 		reply(s, "451 4.3.0 Out of memory");
+		writer_flush(&s->out);
+		queue_abort(&q);
 		reset_transaction(s);
 		return;
 	}
