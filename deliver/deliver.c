@@ -54,6 +54,7 @@ struct message {
 	unsigned inflight;
 	bool dirty;		/* rcpts differ from state/ID */
 	bool doomed;		/* ternctl delete: remove when idle */
+	bool sender_refused;	/* the queue refused a report to the sender for good */
 };
 
 struct slot {
@@ -530,7 +531,7 @@ static void send_bounces(struct deliver *d, struct message *m, time_t now)
 	char postmaster[ADDR_BUFFER + 16];
 	const char *to = m->sender, *from = "";
 	job->outcome = "dsn";
-	if (m->sender[0] == '\0') {
+	if (m->sender[0] == '\0' || m->sender_refused) {
 		postmaster_address(d, postmaster, sizeof postmaster);
 		to = postmaster;
 		from = DOUBLE_BOUNCE_SENDER;
@@ -570,12 +571,24 @@ static void finish_report(struct deliver *d, struct report_job *job, int outcome
 		log_event("error", "id=%s what=%s error=\"tern-queue %s\"", m->id,
 			  job->delayed ? "delay_warning" : "bounce",
 			  outcome == QUEUE_TIMED_OUT ? "timed out" : "refused the report");
+	/* A bounce the queue can never take (a sender tern-queue refuses)
+	 * goes to the postmaster instead; one the postmaster's cannot, ends. */
+	bool permanent = queue_refused_permanently(&job->q, outcome);
+	bool never = !job->delayed && permanent;
+	bool to_postmaster = strcmp(job->outcome, "postmaster") == 0;
+	if (never && !to_postmaster)
+		m->sender_refused = true;
 	for (size_t i = 0; i < job->n; i++) {
 		struct rcpt_record *r = &m->rcpts[job->rcpts[i]];
-		if (job->delayed && outcome == 0) {
-			r->warned = true;
+		if (never && to_postmaster && r->state == RCPT_FAILED) {
+			mark_bounced(d, m, r, "dropped");
+		} else if (never && r->state == RCPT_FAILED) {
+			r->next_try = now;
+		} else if (job->delayed && (outcome == 0 || permanent)) {
+			r->warned = true;	/* a refused one is not tried again */
 			m->dirty = true;
-			log_event("delay_warning", "id=%s rcpt=%s", m->id, r->addr);
+			if (outcome == 0)
+				log_event("delay_warning", "id=%s rcpt=%s", m->id, r->addr);
 		} else if (!job->delayed && r->state == RCPT_FAILED) {
 			if (outcome == 0)
 				mark_bounced(d, m, r, job->outcome);

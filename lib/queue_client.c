@@ -383,6 +383,11 @@ static void custom_reply(const char *custom, char *reply, size_t size)
 		snprintf(reply, size, "451 4.3.0 %s", text + 1);
 }
 
+bool queue_refused_permanently(const struct queue_client *q, int outcome)
+{
+	return (outcome >= 11 && outcome <= 40) || (outcome == 82 && q->custom[0] == 'D');
+}
+
 void queue_reply(const struct queue_client *q, int outcome, const char *qid, char *reply,
 		 size_t replysize)
 {

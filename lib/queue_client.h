@@ -89,6 +89,10 @@ int queue_remaining_ms(const struct queue_client *q);
  * is known the client holds nothing: no call is needed to release it.) */
 void queue_abort(struct queue_client *q);
 
+/* Whether OUTCOME (queue_wait's or queue_check's) refuses the message for
+ * good: exit 11 to 40, or 82 with a D text. */
+bool queue_refused_permanently(const struct queue_client *q, int outcome);
+
 /* The SMTP reply for OUTCOME (queue_wait's), QID in the 250 text. */
 void queue_reply(const struct queue_client *q, int outcome, const char *qid, char *reply,
 		 size_t replysize);

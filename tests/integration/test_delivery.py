@@ -486,3 +486,19 @@ def cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_bounce_the_queue_refuses_goes_to_the_postmaster_once():
+    """A sender tern-queue refuses for good (not UTF-8, left by an older
+    tern-queue) cannot get its bounce: the postmaster gets it instead,
+    once, and the message leaves the spool."""
+    from test_tools import place_message
+    with Instance(smtpd=False, conf="retry_first = 1s\nretry_max = 1s") as t:
+        place_message(t.spool, "HandPlaced2", b"bad\xff@client.test", [b"nobody@example.test"])
+        t.ternctl("flush")
+        t.wait_spool_empty(30)
+        (report,) = t.wait_for_messages("alice", 1)
+        assert b"nobody@example.test" in report, report
+        log = t.log("deliver")
+        assert "rcpt=nobody@example.test report=postmaster" in log, log
+        assert log.count("what=bounce") == 1, log
