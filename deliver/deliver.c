@@ -88,6 +88,7 @@ struct deliver {
 	char local_program[PATH_MAX];
 	char queue_program[PATH_MAX];
 	bool have_remote;
+	bool as_root;		/* started as root outside an instance */
 	struct message *head, *tail;
 	struct slot *slots;
 	size_t nslots;
@@ -473,7 +474,8 @@ static int report_file(struct deliver *d, struct message *m, const char *to,
  * the job holds M (in flight) until tern-queue confirms or fails.  REP's
  * index moves to the job.  -1 if it could not start. */
 static int start_report(struct deliver *d, struct report_job *job, struct message *m,
-			const char *from, const char *to, struct report *rep, bool delayed)
+			const char *from, const char *to, struct report *rep, bool delayed,
+			const char *outcome)
 {
 	struct queue_target target = {
 		.program = d->queue_program, .config = d->conf.path, .qid = NULL,
@@ -493,6 +495,7 @@ static int start_report(struct deliver *d, struct report_job *job, struct messag
 	job->rcpts = rep->index;
 	job->n = rep->n;
 	job->delayed = delayed;
+	job->outcome = outcome;
 	rep->index = NULL;
 	m->inflight++;
 	return 0;
@@ -526,18 +529,20 @@ static void send_bounces(struct deliver *d, struct message *m, time_t now)
 		return;	/* all busy: the next to finish brings it back here */
 	if (report_gather(&rep, m, is_failed, "5.0.0", now) < 0) {
 		report_free(&rep);
+		for (size_t i = 0; i < m->n; i++)
+			if (is_failed(&m->rcpts[i]))
+				m->rcpts[i].next_try = now + d->conf.retry_first;
 		return;
 	}
 	char postmaster[ADDR_BUFFER + 16];
-	const char *to = m->sender, *from = "";
-	job->outcome = "dsn";
+	const char *to = m->sender, *from = "", *outcome = "dsn";
 	if (m->sender[0] == '\0' || m->sender_refused) {
 		postmaster_address(d, postmaster, sizeof postmaster);
 		to = postmaster;
 		from = DOUBLE_BOUNCE_SENDER;
-		job->outcome = "postmaster";
+		outcome = "postmaster";
 	}
-	if (start_report(d, job, m, from, to, &rep, false) < 0) {
+	if (start_report(d, job, m, from, to, &rep, false, outcome) < 0) {
 		log_event("error", "id=%s what=bounce error=%s", m->id, "cannot start tern-queue");
 		for (size_t i = 0; i < rep.n; i++)
 			m->rcpts[rep.index[i]].next_try = now + d->conf.retry_first;
@@ -558,7 +563,7 @@ static void send_delay_warnings(struct deliver *d, struct message *m, time_t now
 		return;
 	struct report rep;
 	if (report_gather(&rep, m, needs_delay_warning, "4.0.0", now) == 0 && rep.n > 0)
-		start_report(d, job, m, "", m->sender, &rep, true);
+		start_report(d, job, m, "", m->sender, &rep, true, "delay_warning");
 	report_free(&rep);
 }
 
@@ -568,9 +573,10 @@ static void finish_report(struct deliver *d, struct report_job *job, int outcome
 	struct message *m = job->msg;
 
 	if (outcome != 0)
-		log_event("error", "id=%s what=%s error=\"tern-queue %s\"", m->id,
+		log_event("error", "id=%s what=%s error=%s", m->id,
 			  job->delayed ? "delay_warning" : "bounce",
-			  outcome == QUEUE_TIMED_OUT ? "timed out" : "refused the report");
+			  outcome == QUEUE_TIMED_OUT ? "tern-queue timed out"
+						     : "tern-queue refused the report");
 	/* A bounce the queue can never take (a sender tern-queue refuses)
 	 * goes to the postmaster instead; one the postmaster's cannot, ends. */
 	bool permanent = queue_refused_permanently(&job->q, outcome);
@@ -732,10 +738,10 @@ static void expand_alias(struct deliver *d, struct message *m, size_t ri, const 
 
 /* Does tern-local run as the Maildir's owner, not as tern-deliver?  Only
  * when started as root outside an instance (tern-deliver then works as
- * the spool's owner, with root kept as its real and saved user id). */
+ * the spool's owner, with root kept as its saved user id). */
 static bool changes_identity(const struct deliver *d)
 {
-	return !d->conf.instance && getuid() == 0;
+	return d->as_root;
 }
 
 /* The uid of the account MAILDIR is delivered as: its owner, as lstat
@@ -1313,18 +1319,21 @@ static void root_for_leak_check(void)
 }
 #endif
 
-/* From here on works as OWNER (effective ids and groups); root stays the
- * real and saved user id, for the children that become a Maildir's
+/* From here on works as OWNER (real and effective ids, groups); root
+ * stays the saved user id only, for the children that become a Maildir's
  * owner (drop_privileges).  So everything tern-deliver creates in the
- * spool is OWNER's. */
+ * spool is OWNER's, and the tern-queue it runs for reports is not set-id
+ * (it reads tern-deliver's own tern.conf). */
 static int become_spool_owner(const struct passwd *owner)
 {
-	uid_t uid = owner->pw_uid;
+	uid_t uid = owner->pw_uid, ruid, euid, suid;
 	gid_t gid = owner->pw_gid;
 
-	if (initgroups(owner->pw_name, gid) < 0 || setegid(gid) < 0 || seteuid(uid) < 0)
+	if (initgroups(owner->pw_name, gid) < 0 || setresgid(gid, gid, gid) < 0 ||
+	    setresuid(uid, uid, 0) < 0)
 		return -1;
-	if (geteuid() != uid || getegid() != gid)
+	if (getresuid(&ruid, &euid, &suid) < 0 || ruid != uid || euid != uid || suid != 0 ||
+	    getgid() != gid || getegid() != gid)
 		return -1;
 #ifdef TERN_SANITIZE
 	atexit(root_for_leak_check);
@@ -1338,6 +1347,7 @@ static int prepare_spool(struct deliver *d)
 {
 	const char *spool = d->conf.spool;
 
+	d->as_root = !d->conf.instance && getuid() == 0;
 	if (changes_identity(d)) {
 		struct passwd *pw = getpwnam(SPOOL_OWNER);
 		if (pw == NULL) {

@@ -438,6 +438,7 @@ static void do_data(struct session *s, const char *arg)
 	s->in.timeout = s->conf->command_timeout;
 	s->in.deadline_ms = s->end_ms;
 	if (!complete) {
+		writer_flush(&s->out);	/* the 421, before a slow queue is reaped */
 		queue_abort(&q);
 		return;
 	}

@@ -167,8 +167,13 @@ class Instance:
         self.stop_deliver()
 
     def close(self):
-        """Stops everything; fails if a sanitizer complained; removes the folder."""
+        """Stops everything; fails if tern-deliver had died on its own or a
+        sanitizer complained; removes the folder."""
+        died = self.deliver_proc.poll() if self.deliver_proc is not None else None
         self.stop()
+        if died is not None:
+            raise AssertionError("tern-deliver exited by itself (%d):\n%s"
+                                 % (died, self.log("deliver")[-3000:]))
         problems = self.sanitizer_reports()
         if problems:
             raise AssertionError("sanitizer report:\n" + problems)

@@ -168,3 +168,28 @@ def test_a_users_symlink_cannot_borrow_another_identity():
     finally:
         subprocess.run(["userdel", TEST_USER], stderr=subprocess.DEVNULL)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_bounce_from_a_root_started_tern_deliver_uses_its_tern_conf():
+    """tern-deliver started as root with -C works as tern-queue; the
+    tern-queue it runs for a bounce is then no set-id program, so it reads
+    the same tern.conf and the bounce reaches the sender."""
+    user = make_user()
+    root, sbin = install_tree()
+    try:
+        with Instance(deliver=False, bindir=sbin, smtpd_env=queue_as_owner(sbin)) as t:
+            installed_mode(t)
+            chown_tree(t.maildir("bob"), user.pw_uid, user.pw_gid)
+            with open(os.path.join(t.etc, "aliases")) as f:
+                aliases = f.read()
+            t.write_table("aliases", aliases + "lost@example.test nobody@example.test\n")
+            t.start_deliver()
+            with t.smtp() as s:
+                s.sendmail("bob@example.test", ["lost@example.test"], b"Subject: b\r\n\r\nx\r\n")
+            (report,) = t.wait_for_messages("bob", 1)
+            assert b"nobody@example.test" in report and b"5.1.1" in report, report
+            t.wait_spool_empty()
+            assert "report=dsn" in t.log("deliver"), t.log("deliver")
+    finally:
+        subprocess.run(["userdel", TEST_USER], stderr=subprocess.DEVNULL)
+        shutil.rmtree(root, ignore_errors=True)
