@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "atomic.h"
 #include "conf.h"
 #include "dsn.h"
 #include "log.h"
@@ -320,19 +321,16 @@ static void read_counters(struct deliver *d)
 
 static void write_counters(struct deliver *d, time_t now, bool force)
 {
-	char path[PATH_MAX], tmp[PATH_MAX];
+	char path[PATH_MAX], text[128];
 
 	if (!d->counters.changed || (!force && now - d->counters.written < COUNTERS_INTERVAL))
 		return;
-	if (spool_path(path, sizeof path, d->conf.spool, "control", "counters") < 0 ||
-	    spool_path(tmp, sizeof tmp, d->conf.spool, "control", "counters.tmp") < 0)
+	if (spool_path(path, sizeof path, d->conf.spool, SPOOL_CONTROL, "counters") < 0)
 		return;
-	FILE *f = fopen(tmp, "we");
-	if (f == NULL)
-		return;
-	fprintf(f, "delivered %llu\ndeferred %llu\nbounced %llu\n", d->counters.delivered,
-		d->counters.deferred, d->counters.bounced);
-	if (fclose(f) == 0 && rename(tmp, path) == 0) {
+	int len = snprintf(text, sizeof text, "delivered %llu\ndeferred %llu\nbounced %llu\n",
+			   d->counters.delivered, d->counters.deferred, d->counters.bounced);
+	if (len > 0 && (size_t)len < sizeof text &&
+	    atomic_replace(path, NULL, text, (size_t)len, 0600) == 0) {
 		d->counters.changed = false;
 		d->counters.written = now;
 	}
@@ -1098,7 +1096,7 @@ static void apply_requests(struct deliver *d, time_t now)
 {
 	char path[PATH_MAX], file[PATH_MAX];
 
-	if (spool_path(path, sizeof path, d->conf.spool, "control", NULL) < 0)
+	if (spool_path(path, sizeof path, d->conf.spool, SPOOL_CONTROL, NULL) < 0)
 		return;
 	DIR *dir = opendir(path);
 	if (dir == NULL)
@@ -1161,7 +1159,7 @@ static bool orphan_state(const char *name, void *arg)
 		return true;
 	if (find_message(d, name) != NULL)
 		return false;
-	static const char *const folders[] = { "queue", "incoming" };
+	static const char *const folders[] = { SPOOL_QUEUE, SPOOL_INCOMING };
 	for (size_t i = 0; i < 2; i++) {
 		if (spool_path(path, sizeof path, d->conf.spool, folders[i], name) < 0)
 			return false;
@@ -1181,11 +1179,11 @@ static void cleanup(struct deliver *d, time_t now)
 {
 	char path[PATH_MAX];
 
-	if (spool_path(path, sizeof path, d->conf.spool, "tmp", NULL) == 0)
+	if (spool_path(path, sizeof path, d->conf.spool, SPOOL_TMP, NULL) == 0)
 		remove_old_files(path, now, SPOOL_TMP_MAX_AGE, NULL, NULL);
-	if (spool_path(path, sizeof path, d->conf.spool, "state", NULL) == 0)
+	if (spool_path(path, sizeof path, d->conf.spool, SPOOL_STATE, NULL) == 0)
 		remove_old_files(path, now, 0, orphan_state, d);
-	if (spool_path(path, sizeof path, d->conf.spool, "control", NULL) == 0)
+	if (spool_path(path, sizeof path, d->conf.spool, SPOOL_CONTROL, NULL) == 0)
 		remove_old_files(path, now, 3600, control_leftover, NULL);
 	d->next_cleanup = now + CLEANUP_INTERVAL;
 }
@@ -1377,7 +1375,7 @@ static int lock_spool(struct deliver *d)
 {
 	char path[PATH_MAX];
 
-	if (spool_path(path, sizeof path, d->conf.spool, "control", "deliver.lock") < 0)
+	if (spool_path(path, sizeof path, d->conf.spool, SPOOL_CONTROL, "deliver.lock") < 0)
 		return -1;
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {

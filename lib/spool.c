@@ -9,10 +9,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "atomic.h"
 #include "util.h"
 
 static const char *const spool_dirs[] = {
-	"tmp", "incoming", "queue", "state", "control", NULL,
+	SPOOL_TMP, SPOOL_INCOMING, SPOOL_QUEUE, SPOOL_STATE, SPOOL_CONTROL, NULL,
 };
 
 int spool_path(char *out, size_t outsize, const char *spool, const char *dir,
@@ -43,7 +44,7 @@ int spool_create(const char *spool)
 		if (mkdir(path, 0700) < 0 && errno != EEXIST)
 			return -1;
 	}
-	if (spool_path(path, sizeof path, spool, "trigger", NULL) < 0)
+	if (spool_path(path, sizeof path, spool, SPOOL_TRIGGER, NULL) < 0)
 		return -1;
 	if (mkfifo(path, 0600) < 0 && errno != EEXIST)
 		return -1;
@@ -205,12 +206,13 @@ static void clean_text(char *out, size_t outsize, const char *in)
 int spool_write_state(const char *spool, const char *id,
 		      const struct rcpt_record *r, size_t n)
 {
-	char path[4096], tmp[4200], error[SPOOL_ERROR_MAX];
+	char path[4096], error[SPOOL_ERROR_MAX];
+	char *text = NULL;
+	size_t len = 0;
 
-	if (spool_path(path, sizeof path, spool, "state", id) < 0)
+	if (spool_path(path, sizeof path, spool, SPOOL_STATE, id) < 0)
 		return -1;
-	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	FILE *f = fopen(tmp, "we");
+	FILE *f = open_memstream(&text, &len);
 	if (f == NULL)
 		return -1;
 	fprintf(f, "tern-state 1\n");
@@ -220,18 +222,18 @@ int spool_write_state(const char *spool, const char *id,
 			(long long)r[i].next_try, r[i].attempts, r[i].hops,
 			r[i].warned ? "warned" : "-", r[i].orcpt, r[i].addr, error);
 	}
-	if (fflush(f) != 0 || fsync(fileno(f)) < 0) {
-		fclose(f);
-		unlink(tmp);
+	bool bad = ferror(f) != 0;
+	if (fclose(f) != 0 || bad) {
+		free(text);
+		errno = ENOMEM;
 		return -1;
 	}
-	if (fclose(f) != 0 || rename(tmp, path) < 0) {
-		unlink(tmp);
-		return -1;
-	}
-	return 0;
+	int result = atomic_replace(path, NULL, text, len, 0600);
+	free(text);
+	return result;
 }
 
+/* -1 with EBADMSG for a malformed line, ENOMEM if out of memory. */
 static int parse_state_line(char *line, struct rcpt_record *r)
 {
 	char *field[8];

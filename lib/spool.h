@@ -20,6 +20,14 @@
 #include <stdint.h>
 #include <time.h>
 
+/* The spool's folders and its trigger, by name: every program uses these. */
+#define SPOOL_TMP "tmp"
+#define SPOOL_INCOMING "incoming"
+#define SPOOL_QUEUE "queue"
+#define SPOOL_STATE "state"
+#define SPOOL_CONTROL "control"
+#define SPOOL_TRIGGER "trigger"
+
 #define SPOOL_FOOTER_SIZE 32
 #define SPOOL_ENVELOPE_MAX (16u << 20)
 #define SPOOL_RCPTS_MAX 10000	/* recipients one message may have */

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "atomic.h"
 #include "util.h"
 
 const char *const table_names[] = {
@@ -491,44 +492,41 @@ int table_check(const struct tern_conf *c, const char *name,
 	return r < 0 ? -1 : sink.errors;
 }
 
+/* Writes NAME.cdb.tmp from the text table NAME, into OUT (out->fd < 0:
+ * there is no text table).  0, or -1 with nothing left behind. */
 static int compile_one(const struct tern_conf *c, const char *name,
-		       struct entry_sink *sink, char *tmp_path, size_t tmpsize)
+		       struct entry_sink *sink, struct atomic_file *out)
 {
-	char path[PATH_MAX], file[64];
+	char path[PATH_MAX], cdb[PATH_MAX], file[64];
 	struct cdb_make make;
+	struct stat st;
 
-	tmp_path[0] = '\0';
+	out->fd = -1;
 	if (conf_path(c, name, path, sizeof path) < 0)
 		return -1;
 	FILE *in = fopen(path, "re");
 	if (in == NULL)
 		return errno == ENOENT ? 0 : -1;	/* its cdb goes, see below */
-	snprintf(file, sizeof file, "%s.cdb.tmp", name);
-	if (conf_path(c, file, tmp_path, tmpsize) < 0) {
-		fclose(in);
-		return -1;
-	}
+	snprintf(file, sizeof file, "%s.cdb", name);
+	int r = conf_path(c, file, cdb, sizeof cdb);
+	/* the text's mode: users stays private, the rest readable by all */
+	mode_t mode = fstat(fileno(in), &st) == 0 ? st.st_mode & 0777 : 0600;
 	/* read-write: cdb_make_put(CDB_PUT_REPLACE) reads back earlier records */
-	int fd = open(tmp_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
+	if (r < 0 || atomic_begin(out, cdb, NULL, mode) < 0) {
 		fclose(in);
-		tmp_path[0] = '\0';
 		return -1;
 	}
-	struct stat st;
-	if (fstat(fileno(in), &st) == 0)
-		(void)fchmod(fd, st.st_mode & 0777);
-	cdb_make_start(&make, fd);
+	cdb_make_start(&make, out->fd);
 	sink->make = &make;
 	sink->name = name;
 	sink->file = name;
 	sink->first_domain_done = false;
-	int r = read_table(in, sink);
+	r = read_table(in, sink);
 	fclose(in);
-	if (cdb_make_finish(&make) < 0 || fsync(fd) < 0)
+	if (cdb_make_finish(&make) < 0)
 		r = -1;
-	if (close(fd) < 0)
-		r = -1;
+	if (r < 0)
+		atomic_abort(out);
 	return r;
 }
 
@@ -536,12 +534,12 @@ int table_compile_all(const struct tern_conf *c,
 		      void (*report)(const char *line, void *arg), void *arg)
 {
 	enum { N = sizeof table_names / sizeof table_names[0] };
-	char tmp[N][PATH_MAX];
+	struct atomic_file out[N];
 	struct entry_sink sink = { NULL, NULL, NULL, report ? report : stderr_report, arg, 0, false };
-	bool system_error = false;
+	bool system_error = false, removed = false;
 
 	for (size_t i = 0; table_names[i] != NULL; i++) {
-		if (compile_one(c, table_names[i], &sink, tmp[i], sizeof tmp[i]) < 0) {
+		if (compile_one(c, table_names[i], &sink, &out[i]) < 0) {
 			char line[PATH_MAX + 64];
 			snprintf(line, sizeof line, "%s: %s", table_names[i], strerror(errno));
 			sink.report(line, sink.arg);
@@ -550,16 +548,11 @@ int table_compile_all(const struct tern_conf *c,
 	}
 	int failed = system_error || sink.errors > 0;
 	for (size_t i = 0; table_names[i] != NULL; i++) {
-		if (tmp[i][0] == '\0')
+		if (out[i].fd < 0)
 			continue;
-		if (failed) {
-			unlink(tmp[i]);
-			continue;
-		}
-		char final[PATH_MAX];
-		str_copy(final, sizeof final, tmp[i]);
-		final[strlen(final) - 4] = '\0';
-		if (rename(tmp[i], final) < 0)
+		if (failed)
+			atomic_abort(&out[i]);
+		else if (atomic_commit(&out[i]) < 0)
 			system_error = true;
 	}
 	/* A table whose text was deleted is empty now: its old cdb goes too. */
@@ -569,10 +562,14 @@ int table_compile_all(const struct tern_conf *c,
 		if (conf_path(c, table_names[i], text, sizeof text) < 0 ||
 		    conf_path(c, file, cdb, sizeof cdb) < 0)
 			continue;
-		if (access(text, F_OK) < 0 && errno == ENOENT && unlink(cdb) < 0 && errno != ENOENT)
-			system_error = true;
+		if (access(text, F_OK) < 0 && errno == ENOENT) {
+			if (unlink(cdb) == 0)
+				removed = true;
+			else if (errno != ENOENT)
+				system_error = true;
+		}
 	}
-	if (!failed && fsync_dir(c->dir) < 0)
+	if (removed && fsync_dir(c->dir) < 0)
 		system_error = true;
 	if (system_error)
 		return -1;

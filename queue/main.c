@@ -212,7 +212,7 @@ static int choose_id(struct job *job)
  * taken, since it cannot be shown free. */
 static bool id_taken(const char *spool, const char *id)
 {
-	static const char *const dirs[] = { "incoming", "queue", "state" };
+	static const char *const dirs[] = { SPOOL_INCOMING, SPOOL_QUEUE, SPOOL_STATE };
 	char path[PATH_MAX];
 	struct stat st;
 
@@ -236,8 +236,8 @@ static int commit(struct job *job)
 		return fail(job, EXIT_WRITE_ERROR, "close");
 	}
 	job->fd = -1;
-	if (spool_path(incoming, sizeof incoming, job->spool, "incoming", job->id) < 0 ||
-	    spool_path(dir, sizeof dir, job->spool, "incoming", NULL) < 0)
+	if (spool_path(incoming, sizeof incoming, job->spool, SPOOL_INCOMING, job->id) < 0 ||
+	    spool_path(dir, sizeof dir, job->spool, SPOOL_INCOMING, NULL) < 0)
 		return fail(job, EXIT_QUEUE_DIR, "path");
 	if (id_taken(job->spool, job->id)) {
 		errno = EEXIST;
@@ -271,7 +271,7 @@ static int run(struct job *job, const char *config_path)
 	str_copy(job->spool, sizeof job->spool, conf.spool);
 	if ((r = choose_id(job)) != EXIT_QUEUED)
 		return r;
-	if (spool_path(job->tmp_path, sizeof job->tmp_path, job->spool, "tmp", job->id) < 0) {
+	if (spool_path(job->tmp_path, sizeof job->tmp_path, job->spool, SPOOL_TMP, job->id) < 0) {
 		job->tmp_path[0] = '\0';
 		return fail(job, EXIT_QUEUE_DIR, "path");
 	}

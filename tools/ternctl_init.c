@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "atomic.h"
 #include "spool.h"
 #include "table.h"
 #include "ternctl.h"
@@ -132,11 +133,16 @@ static int close_table(FILE *f)
 	return fclose(f) != 0 || bad ? -1 : 0;
 }
 
-static int write_config(const struct init_args *a, const char *etc, const char *name)
+/* Writes the draft tern.conf into OUT's temporary file. */
+static int write_config(const struct init_args *a, struct atomic_file *out)
 {
-	FILE *f = open_table(etc, name, 0644);
-	if (f == NULL)
+	int fd = dup(out->fd);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (f == NULL) {
+		if (fd >= 0)
+			close(fd);
 		return -1;
+	}
 	fprintf(f, "# tern instance made by ternctl init; see tern.conf(5).\n"
 		   "hostname = %s\n"
 		   "instance = yes\n"
@@ -258,26 +264,36 @@ static int make_instance(const struct init_args *a)
 	    path_join(key, sizeof key, etc, "tls/key.pem") < 0 ||
 	    tls_make_certificate(a->hostname, cert, key) < 0)
 		return CTL_REFUSED;
-	/* tern.conf last (written as tern.conf.new, renamed when all else is
-	 * done): its presence means the instance is whole, and a failed init
-	 * can simply be run again. */
+	/* tern.conf last (written as tern.conf.new, put in place when all
+	 * else is done): its presence means the instance is whole, and a
+	 * failed init can simply be run again. */
 	char err[CONF_ERROR_MAX], draft[PATH_MAX];
+	struct atomic_file out;
 	if (path_join(draft, sizeof draft, etc, "tern.conf.new") < 0 ||
-	    write_config(a, etc, "tern.conf.new") < 0) {
+	    atomic_begin(&out, path, draft, 0644) < 0) {
 		fprintf(stderr, "ternctl init: %s: %s\n", draft, strerror(errno));
+		return CTL_REFUSED;
+	}
+	if (write_config(a, &out) < 0) {
+		fprintf(stderr, "ternctl init: %s: %s\n", draft, strerror(errno));
+		atomic_abort(&out);
 		return CTL_REFUSED;
 	}
 	if (conf_load(&conf, draft, err, sizeof err) < 0) {
 		fprintf(stderr, "ternctl init: %s\n", err);
+		atomic_abort(&out);
 		return CTL_REFUSED;
 	}
 	if (spool_create(conf.spool) < 0) {
 		fprintf(stderr, "ternctl init: %s: %s\n", conf.spool, strerror(errno));
+		atomic_abort(&out);
 		return CTL_REFUSED;
 	}
-	if (table_compile_all(&conf, report_line, NULL) != 0)
+	if (table_compile_all(&conf, report_line, NULL) != 0) {
+		atomic_abort(&out);
 		return CTL_REFUSED;
-	if (rename(draft, path) < 0 || fsync_dir(etc) < 0) {
+	}
+	if (atomic_commit(&out) < 0) {
 		fprintf(stderr, "ternctl init: %s: %s\n", path, strerror(errno));
 		return CTL_REFUSED;
 	}

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "atomic.h"
 #include "spool.h"
 #include "ternctl.h"
 #include "util.h"
@@ -30,7 +31,7 @@ static int by_id(const void *a, const void *b)
 /* Every committed message, in incoming/ or queue/, oldest first. */
 static struct listed *list_messages(const char *spool, size_t *count)
 {
-	static const char *const dirs[] = { "incoming", "queue" };
+	static const char *const dirs[] = { SPOOL_INCOMING, SPOOL_QUEUE };
 	struct listed *list = NULL;
 	size_t n = 0, cap = 0;
 	char path[PATH_MAX];
@@ -246,35 +247,38 @@ int cmd_queue(struct ctl *ctl)
 	return CTL_OK;
 }
 
-/* Writes control/request.UNIQUE atomically; returns its path in OUT. */
+/* Writes control/request.UNIQUE atomically and durably (by way of
+ * control/tmp.UNIQUE, which tern-deliver never reads); its path in OUT. */
 static int leave_request(const char *spool, const char *verb, struct ctl *ctl,
 			 char *out, size_t outsize)
 {
 	char tmp[PATH_MAX], name[64], id[QID_MAX];
+	char *text = NULL;
+	size_t len = 0;
 
 	qid_make(id);
 	snprintf(name, sizeof name, "tmp.%s", id);
-	if (spool_path(tmp, sizeof tmp, spool, "control", name) < 0)
+	if (spool_path(tmp, sizeof tmp, spool, SPOOL_CONTROL, name) < 0)
 		return -1;
 	snprintf(name, sizeof name, "request.%s", id);
-	if (spool_path(out, outsize, spool, "control", name) < 0)
+	if (spool_path(out, outsize, spool, SPOOL_CONTROL, name) < 0)
 		return -1;
-	FILE *f = fopen(tmp, "we");
+	FILE *f = open_memstream(&text, &len);
 	if (f == NULL)
 		return -1;
 	fprintf(f, "%s", verb);
 	for (int i = 0; i < ctl->argc; i++)
 		fprintf(f, " %s", ctl->argv[i]);
 	fprintf(f, "\n");
-	if (fflush(f) != 0 || fsync(fileno(f)) < 0 || fclose(f) != 0) {
-		unlink(tmp);
+	bool bad = ferror(f) != 0;
+	if (fclose(f) != 0 || bad) {
+		free(text);
+		errno = ENOMEM;
 		return -1;
 	}
-	if (rename(tmp, out) < 0) {
-		unlink(tmp);
-		return -1;
-	}
-	return 0;
+	int r = atomic_replace(out, tmp, text, len, 0644);
+	free(text);
+	return r;
 }
 
 int cmd_request(struct ctl *ctl, const char *verb)
@@ -326,7 +330,7 @@ int cmd_show(struct ctl *ctl)
 		return CTL_REFUSED;
 	struct listed m;
 	str_copy(m.id, sizeof m.id, ctl->argv[0]);
-	str_copy(m.dir, sizeof m.dir, "incoming");
+	str_copy(m.dir, sizeof m.dir, SPOOL_INCOMING);
 	if (load_view(conf.spool, &m, &v) < 0) {
 		if (errno == ENOENT && access(conf.spool, X_OK) == 0) {
 			fprintf(stderr, "ternctl show: no message %s in the queue\n", m.id);

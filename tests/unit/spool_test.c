@@ -23,12 +23,13 @@ START_TEST(create_makes_the_layout)
 	test_mkdir(dir);
 	test_path(spool, dir, "spool");
 	ck_assert_int_eq(spool_create(spool), 0);
-	static const char *const dirs[] = { "tmp", "incoming", "queue", "state", "control" };
+	static const char *const dirs[] = { SPOOL_TMP, SPOOL_INCOMING, SPOOL_QUEUE, SPOOL_STATE,
+					    SPOOL_CONTROL };
 	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
 		test_path(path, spool, dirs[i]);
 		ck_assert_msg(stat(path, &st) == 0 && S_ISDIR(st.st_mode), "%s", path);
 	}
-	test_path(path, spool, "trigger");
+	test_path(path, spool, SPOOL_TRIGGER);
 	ck_assert_int_eq(stat(path, &st), 0);
 	ck_assert(S_ISFIFO(st.st_mode));
 	/* again: nothing to do, no error */
