@@ -249,11 +249,11 @@ static int parse_state_line(char *line, struct rcpt_record *r)
 		*tab = '\0';
 		p = tab + 1;
 	}
-	if (nf != 8)
-		return -1;
 	memset(r, 0, sizeof *r);
-	if (state_from_name(field[0], &r->state) < 0)
+	if (nf != 8 || state_from_name(field[0], &r->state) < 0) {
+		errno = EBADMSG;
 		return -1;
+	}
 	r->next_try = (time_t)strtoll(field[1], NULL, 10);
 	r->attempts = (unsigned)strtoul(field[2], NULL, 10);
 	r->hops = (unsigned)strtoul(field[3], NULL, 10);
@@ -264,6 +264,7 @@ static int parse_state_line(char *line, struct rcpt_record *r)
 	if (r->orcpt == NULL || r->addr == NULL) {
 		free(r->orcpt);
 		free(r->addr);
+		errno = ENOMEM;
 		return -1;
 	}
 	return 0;
@@ -276,15 +277,26 @@ int spool_read_state(const char *spool, const char *id,
 	struct rcpt_record *r = NULL;
 	size_t n = 0, cap = 0;
 
-	if (spool_path(path, sizeof path, spool, "state", id) < 0)
+	if (spool_path(path, sizeof path, spool, SPOOL_STATE, id) < 0)
 		return -1;
-	FILE *f = fopen(path, "re");
-	if (f == NULL)
+	int fd = spool_open(path);
+	if (fd == SPOOL_NOT_REGULAR) {
+		errno = EBADMSG;
+		return -1;
+	}
+	if (fd < 0)
 		return errno == ENOENT ? 0 : -1;
+	FILE *f = fdopen(fd, "r");
+	if (f == NULL) {
+		close(fd);
+		return -1;
+	}
+	errno = EBADMSG;
 	if (fgets(line, sizeof line, f) == NULL || strcmp(line, "tern-state 1\n") != 0)
 		goto bad;
 	while (fgets(line, sizeof line, f) != NULL) {
 		size_t len = strlen(line);
+		errno = EBADMSG;
 		if (len == 0 || line[len - 1] != '\n')
 			goto bad;
 		line[len - 1] = '\0';
@@ -292,21 +304,24 @@ int spool_read_state(const char *spool, const char *id,
 			cap = cap ? cap * 2 : 8;
 			struct rcpt_record *more = realloc(r, cap * sizeof *r);
 			if (more == NULL)
-				goto bad;
+				goto bad;	/* errno is ENOMEM */
 			r = more;
 		}
 		if (parse_state_line(line, &r[n]) < 0)
 			goto bad;
 		n++;
 	}
+	if (ferror(f))
+		goto bad;	/* errno says why */
 	fclose(f);
 	*out = r;
 	*count = n;
 	return 1;
-bad:
+bad:;
+	int saved = errno;	/* EBADMSG, or why it could not be read */
 	fclose(f);
 	spool_free_state(r, n);
-	errno = EBADMSG;
+	errno = saved;
 	return -1;
 }
 
@@ -319,15 +334,37 @@ void spool_free_state(struct rcpt_record *r, size_t n)
 	free(r);
 }
 
+int spool_open(const char *path)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd < 0)
+		return errno == ELOOP ? SPOOL_NOT_REGULAR : -1;
+	if (fstat(fd, &st) < 0) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return SPOOL_NOT_REGULAR;
+	}
+	return fd;
+}
+
 void spool_poke(const char *spool)
 {
 	char path[4096];
+	struct stat st;
 
-	if (spool_path(path, sizeof path, spool, "trigger", NULL) < 0)
+	if (spool_path(path, sizeof path, spool, SPOOL_TRIGGER, NULL) < 0)
 		return;
-	int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	int fd = open(path, O_WRONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return;
-	(void)!write(fd, "", 1);
+	if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode))
+		(void)!write(fd, "", 1);
 	close(fd);
 }

@@ -71,19 +71,32 @@ int spool_create(const char *spool);
  * SPOOL_ENVELOPE_MAX, which spool_read_envelope refuses. */
 int spool_write_envelope(int fd, uint64_t msglen, time_t queued, const char *sender,
 			 char *const *rcpts, size_t nrcpts);
+/* 0 with *ENV filled (free with spool_free_envelope); -1 with EBADMSG for
+ * a file that is not a whole message, -1 with another errno for a failure
+ * to read it (which may pass). */
 int spool_read_envelope(int fd, struct envelope *env);
 void spool_free_envelope(struct envelope *env);
 
+/* Opens a file in the spool for reading without following a symbolic
+ * link or blocking on a FIFO: the descriptor, -1 with errno set, or
+ * SPOOL_NOT_REGULAR (nothing left open) for anything but a regular file,
+ * which no tern program ever reads. */
+#define SPOOL_NOT_REGULAR (-2)
+int spool_open(const char *path);
+
 const char *rcpt_state_name(enum rcpt_state s);
+/* Replaces state/ID whole and durably (lib/atomic.h), via state/ID.tmp. */
 int spool_write_state(const char *spool, const char *id,
 		      const struct rcpt_record *r, size_t n);
 /* Reads state/ID: 1 with *R and *N filled (free with spool_free_state),
- * 0 if there is none, -1 if unreadable. */
+ * 0 if there is none, -1 with EBADMSG if it is not a state file (or not a
+ * regular file), -1 with another errno if it could not be read now. */
 int spool_read_state(const char *spool, const char *id,
 		     struct rcpt_record **r, size_t *n);
 void spool_free_state(struct rcpt_record *r, size_t n);
 
-/* Writes one byte into the trigger FIFO; fine if nobody listens. */
+/* Writes one byte into the trigger FIFO; fine if nobody listens (or if
+ * it is missing or not a FIFO: tern-deliver rescans incoming/ anyway). */
 void spool_poke(const char *spool);
 
 #endif

@@ -112,19 +112,30 @@ struct message_view {
 	bool have_state;
 };
 
-static int load_view(const char *spool, const struct listed *m, struct message_view *v)
+/* Opens a message file, in M's folder or in queue/ if tern-deliver took
+ * it in while we looked; SPOOL_NOT_REGULAR (said on stderr) for anything
+ * but a regular file, which is never read. */
+static int open_message(const char *spool, const struct listed *m)
 {
 	char path[PATH_MAX];
 
-	memset(v, 0, sizeof *v);
 	if (spool_path(path, sizeof path, spool, m->dir, m->id) < 0)
 		return -1;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT && strcmp(m->dir, "incoming") == 0) {
-		/* tern-deliver took it in while we looked */
-		spool_path(path, sizeof path, spool, "queue", m->id);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-	}
+	int fd = spool_open(path);
+	if (fd == -1 && errno == ENOENT && strcmp(m->dir, SPOOL_INCOMING) == 0 &&
+	    spool_path(path, sizeof path, spool, SPOOL_QUEUE, m->id) == 0)
+		fd = spool_open(path);
+	if (fd == SPOOL_NOT_REGULAR)
+		fprintf(stderr, "ternctl: %s: not a regular file; skipped\n", path);
+	return fd;
+}
+
+static int load_view(const char *spool, const struct listed *m, struct message_view *v)
+{
+	memset(v, 0, sizeof *v);
+	int fd = open_message(spool, m);
+	if (fd == SPOOL_NOT_REGULAR)
+		errno = EBADMSG;
 	if (fd < 0)
 		return -1;
 	int r = spool_read_envelope(fd, &v->env);
@@ -344,10 +355,10 @@ int cmd_show(struct ctl *ctl)
 	fflush(stdout);
 	char path[PATH_MAX];
 	int fd = -1;
-	static const char *const dirs[] = { "queue", "incoming" };
+	static const char *const dirs[] = { SPOOL_QUEUE, SPOOL_INCOMING };
 	for (size_t i = 0; i < 2 && fd < 0; i++)
 		if (spool_path(path, sizeof path, conf.spool, dirs[i], m.id) == 0)
-			fd = open(path, O_RDONLY | O_CLOEXEC);
+			fd = spool_open(path);
 	uint64_t left = v.env.msglen;
 	while (fd >= 0 && left > 0) {
 		ssize_t n = read(fd, buf, left < sizeof buf ? (size_t)left : sizeof buf);
@@ -369,11 +380,17 @@ static void read_counters(const char *spool, unsigned long long out[3])
 	unsigned long long value;
 
 	out[0] = out[1] = out[2] = 0;
-	if (spool_path(path, sizeof path, spool, "control", "counters") < 0)
+	if (spool_path(path, sizeof path, spool, SPOOL_CONTROL, "counters") < 0)
 		return;
-	FILE *f = fopen(path, "re");
-	if (f == NULL)
+	int fd = spool_open(path);
+	if (fd == SPOOL_NOT_REGULAR)
+		fprintf(stderr, "ternctl: %s: not a regular file; skipped\n", path);
+	FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+	if (f == NULL) {
+		if (fd >= 0)
+			close(fd);
 		return;
+	}
 	while (fscanf(f, "%31s %llu", name, &value) == 2)
 		for (size_t i = 0; i < 3; i++)
 			if (strcmp(name, names[i]) == 0)

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "atomic.h"
 #include "helpers.h"
 #include "spool.h"
 #include "suites.h"
@@ -421,12 +422,111 @@ START_TEST(bad_state_refused)
 		spool_free_state(out, n);
 		edit_state(spool, "X2", edits[i]);
 		ck_assert_msg(spool_read_state(spool, "X2", &out, &n) == -1, "edit %zu read", i);
+		ck_assert_int_eq(errno, EBADMSG);
 	}
 	/* no records at all is a whole file too */
 	ck_assert_int_eq(spool_write_state(spool, "X3", &in, 0), 0);
 	ck_assert_int_eq(spool_read_state(spool, "X3", &out, &n), 1);
 	ck_assert_uint_eq(n, 0);
 	spool_free_state(out, n);
+}
+END_TEST
+
+START_TEST(state_that_is_not_a_file_is_refused_at_once)
+{
+	char dir[PATH_MAX], spool[PATH_MAX], state[PATH_MAX], path[PATH_MAX], real[PATH_MAX];
+	struct rcpt_record in = { .addr = "a@x.test", .orcpt = "a@x.test",
+				  .state = RCPT_PENDING };
+	struct rcpt_record *out = NULL;
+	size_t n = 0;
+
+	test_mkdir(dir);
+	test_path(spool, dir, "spool");
+	ck_assert_int_eq(spool_create(spool), 0);
+	test_path(state, spool, SPOOL_STATE);
+	test_path(path, state, "Fifo");
+	ck_assert_int_eq(mkfifo(path, 0600), 0);
+	ck_assert_int_eq(spool_read_state(spool, "Fifo", &out, &n), -1);	/* no hang */
+	ck_assert_int_eq(errno, EBADMSG);
+	/* a symbolic link to a good state file is not read either */
+	ck_assert_int_eq(spool_write_state(spool, "Real", &in, 1), 0);
+	test_path(real, state, "Real");
+	test_path(path, state, "Link");
+	ck_assert_int_eq(symlink(real, path), 0);
+	ck_assert_int_eq(spool_read_state(spool, "Link", &out, &n), -1);
+	ck_assert_int_eq(errno, EBADMSG);
+}
+END_TEST
+
+START_TEST(spool_open_takes_only_regular_files)
+{
+	char dir[PATH_MAX], path[PATH_MAX], file[PATH_MAX];
+
+	test_mkdir(dir);
+	test_write_file(dir, "file", "x\n");
+	test_path(file, dir, "file");
+	int fd = spool_open(file);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	test_path(path, dir, "fifo");
+	ck_assert_int_eq(mkfifo(path, 0600), 0);
+	ck_assert_int_eq(spool_open(path), SPOOL_NOT_REGULAR);
+	test_path(path, dir, "link");
+	ck_assert_int_eq(symlink(file, path), 0);
+	ck_assert_int_eq(spool_open(path), SPOOL_NOT_REGULAR);
+	ck_assert_int_eq(spool_open(dir), SPOOL_NOT_REGULAR);
+	test_path(path, dir, "missing");
+	ck_assert_int_eq(spool_open(path), -1);
+	ck_assert_int_eq(errno, ENOENT);
+}
+END_TEST
+
+START_TEST(atomic_replace_is_whole_and_leaves_nothing)
+{
+	char dir[PATH_MAX], path[PATH_MAX], tmp[PATH_MAX], missing[PATH_MAX];
+	struct stat st;
+	size_t len;
+
+	test_mkdir(dir);
+	test_path(path, dir, "target");
+	test_path(tmp, dir, "target.tmp");
+	ck_assert_int_eq(atomic_replace(path, NULL, "one\n", 4, 0640), 0);
+	char *text = test_read_file(path, &len);
+	ck_assert_str_eq(text, "one\n");
+	free(text);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 0777, 0640);	/* exactly, whatever the umask */
+	ck_assert_int_eq(access(tmp, F_OK), -1);
+	/* again, by way of a temporary name of the caller's */
+	char mine[PATH_MAX];
+	test_path(mine, dir, "tmp.mine");
+	ck_assert_int_eq(atomic_replace(path, mine, "two\n", 4, 0600), 0);
+	text = test_read_file(path, &len);
+	ck_assert_str_eq(text, "two\n");
+	free(text);
+	ck_assert_int_eq(access(mine, F_OK), -1);
+	/* begun and abandoned: the target stays, the temporary file goes */
+	struct atomic_file f;
+	ck_assert_int_eq(atomic_begin(&f, path, NULL, 0600), 0);
+	ck_assert_int_eq(write(f.fd, "three\n", 6), 6);
+	atomic_abort(&f);
+	text = test_read_file(path, &len);
+	ck_assert_str_eq(text, "two\n");
+	free(text);
+	ck_assert_int_eq(access(tmp, F_OK), -1);
+	/* a bare name lands in the current folder */
+	char cwd[PATH_MAX];
+	ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
+	ck_assert_int_eq(chdir(dir), 0);
+	ck_assert_int_eq(atomic_replace("bare", NULL, "b\n", 2, 0600), 0);
+	ck_assert_int_eq(chdir(cwd), 0);
+	char bare[PATH_MAX];
+	test_path(bare, dir, "bare");
+	ck_assert_int_eq(access(bare, F_OK), 0);
+	/* a folder that is not there: an error, nothing made */
+	test_path(missing, dir, "no/such/target");
+	ck_assert_int_eq(atomic_replace(missing, NULL, "x", 1, 0600), -1);
+	ck_assert_int_eq(errno, ENOENT);
 }
 END_TEST
 
@@ -447,6 +547,9 @@ Suite *spool_suite(void)
 	tcase_add_test(tc, long_error_is_cut_not_overflowed);
 	tcase_add_test(tc, missing_state);
 	tcase_add_test(tc, bad_state_refused);
+	tcase_add_test(tc, state_that_is_not_a_file_is_refused_at_once);
+	tcase_add_test(tc, spool_open_takes_only_regular_files);
+	tcase_add_test(tc, atomic_replace_is_whole_and_leaves_nothing);
 	suite_add_tcase(s, tc);
 	return s;
 }
