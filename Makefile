@@ -111,7 +111,7 @@ $(B)/fault-shim.so: tests/integration/fault_shim.c
 BUILD_PKGS := gcc make pkg-config libgnutls28-dev libcdb-dev libcrypt-dev
 RUN_PKGS   := ucspi-tcp swaks libnet-ssleay-perl libauthen-sasl-perl
 TEST_PKGS  := check ucspi-tcp swaks libnet-ssleay-perl libauthen-sasl-perl curl \
-	      python3-aiosmtpd dnsmasq-base gnutls-bin groff-base
+	      python3-aiosmtpd dnsmasq-base gnutls-bin groff-base strace
 
 deps-build:
 	@sh tests/deps.sh $(BUILD_PKGS)

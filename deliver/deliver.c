@@ -43,6 +43,7 @@
 #define SPOOL_OWNER "tern-queue"	/* the set-uid tern-queue's owner */
 #define SPOOL_TOP_MODE 0711
 #define REPORTS_MAX 8		/* reports waiting for tern-queue at once */
+#define INCOMING_SCAN_INTERVAL 30	/* seconds; a lost poke strands nothing longer */
 
 struct message {
 	struct message *prev, *next;
@@ -83,6 +84,11 @@ struct counters {
 	time_t written;
 };
 
+struct id_list {
+	char (*ids)[QID_MAX];
+	size_t n, cap;
+};
+
 struct deliver {
 	struct tern_conf conf;
 	struct recipient_tables tables;
@@ -98,6 +104,8 @@ struct deliver {
 	int trigger_fd;
 	bool stopping;
 	time_t next_cleanup;
+	time_t next_scan;	/* of incoming/, poke or not */
+	struct id_list retry;	/* messages in queue/ whose load failed */
 	struct counters counters;
 };
 
@@ -174,10 +182,10 @@ static void remove_message(struct deliver *d, struct message *m)
 
 	/* queue/ first: a crash in between leaves only an orphan state file,
 	 * which cleanup removes, tern-queue counts as a taken id, and
-	 * load_message ignores for a message from incoming/ */
-	if (spool_path(path, sizeof path, d->conf.spool, "queue", m->id) == 0)
+	 * take_in discards for a message from incoming/ */
+	if (spool_path(path, sizeof path, d->conf.spool, SPOOL_QUEUE, m->id) == 0)
 		unlink(path);
-	if (spool_path(path, sizeof path, d->conf.spool, "state", m->id) == 0)
+	if (spool_path(path, sizeof path, d->conf.spool, SPOOL_STATE, m->id) == 0)
 		unlink(path);
 	log_event("removed", "id=%s", m->id);
 	unlink_message(d, m);
@@ -188,44 +196,80 @@ static void discard_state(struct deliver *d, const char *id)
 {
 	char path[PATH_MAX];
 
-	if (spool_path(path, sizeof path, d->conf.spool, "state", id) == 0 && unlink(path) == 0)
+	if (spool_path(path, sizeof path, d->conf.spool, SPOOL_STATE, id) == 0 && unlink(path) == 0)
 		log_event("error", "id=%s what=state error=\"a leftover state file, removed\"", id);
 }
 
-/* Reads queue/ID (moving it there from incoming/ first if FROM_INCOMING). */
-static void load_message(struct deliver *d, const char *id, bool from_incoming)
+/* ---- loading messages ---- */
+
+static int id_list_add(struct id_list *l, const char *id)
 {
-	char path[PATH_MAX], queued[PATH_MAX];
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->ids[i], id) == 0)
+			return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		char (*more)[QID_MAX] = realloc(l->ids, cap * sizeof *more);
+		if (more == NULL)
+			return -1;
+		l->ids = more;
+		l->cap = cap;
+	}
+	str_copy(l->ids[l->n++], QID_MAX, id);
+	return 0;
+}
+
+static void id_list_free(struct id_list *l)
+{
+	free(l->ids);
+	memset(l, 0, sizeof *l);
+}
+
+/* A load that failed for a reason that may pass (a read error, memory):
+ * tried again at the next scan of incoming/. */
+static void retry_later(struct deliver *d, const char *id)
+{
+	if (id_list_add(&d->retry, id) < 0)
+		log_event("error", "id=%s what=memory error=\"cannot note the message for a retry\"",
+			  id);
+}
+
+/* Reads queue/ID and its state into memory.  A file that is not a
+ * regular file, or not a whole message, is logged and left alone. */
+static void load_message(struct deliver *d, const char *id)
+{
+	char queued[PATH_MAX];
 	struct envelope env;
 
 	if (find_message(d, id) != NULL || !qid_valid(id))
 		return;
-	if (spool_path(queued, sizeof queued, d->conf.spool, "queue", id) < 0)
+	if (spool_path(queued, sizeof queued, d->conf.spool, SPOOL_QUEUE, id) < 0)
 		return;
-	if (from_incoming) {
-		if (spool_path(path, sizeof path, d->conf.spool, "incoming", id) < 0)
-			return;
-		if (rename(path, queued) < 0) {
-			if (errno != ENOENT)
-				log_event("error", "id=%s what=rename error=%s", id, strerror(errno));
-			return;
-		}
+	int fd = spool_open(queued);
+	if (fd == SPOOL_NOT_REGULAR) {
+		log_event("error", "id=%s what=open error=\"not a regular file; skipped\"", id);
+		return;
 	}
-	int fd = open(queued, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		log_event("error", "id=%s what=open error=%s", id, strerror(errno));
+		if (errno != ENOENT)
+			retry_later(d, id);
 		return;
 	}
 	int r = spool_read_envelope(fd, &env);
 	close(fd);
 	if (r < 0) {
 		log_event("error", "id=%s what=read error=%s", id, strerror(errno));
+		if (errno != EBADMSG)
+			retry_later(d, id);
 		return;
 	}
 	struct message *m = calloc(1, sizeof *m);
 	if (m == NULL || (m->sender = strdup(env.sender)) == NULL) {
 		free(m);
 		spool_free_envelope(&env);
+		log_event("error", "id=%s what=memory", id);
+		retry_later(d, id);
 		return;
 	}
 	str_copy(m->id, sizeof m->id, id);
@@ -233,26 +277,27 @@ static void load_message(struct deliver *d, const char *id, bool from_incoming)
 	m->msglen = env.msglen;
 	struct rcpt_record *records;
 	size_t nrecords;
-	int st = 0;
-	if (from_incoming)	/* it has no past: a state/ID is a leftover */
-		discard_state(d, id);
-	else
-		st = spool_read_state(d->conf.spool, id, &records, &nrecords);
+	int st = spool_read_state(d->conf.spool, id, &records, &nrecords);
+	if (st < 0) {
+		log_event("error", "id=%s what=state error=%s", id, strerror(errno));
+		if (errno != EBADMSG) {	/* its record may be fine: never guess */
+			spool_free_envelope(&env);
+			free_message(m);
+			retry_later(d, id);
+			return;
+		}
+	}
 	if (st == 1) {
 		m->rcpts = records;
 		m->n = m->cap = nrecords;
 	} else {
-		if (st < 0)
-			log_event("error", "id=%s what=state error=%s", id, strerror(errno));
 		for (size_t i = 0; i < env.nrcpts; i++) {
 			if (add_rcpt(m, env.rcpts[i], env.rcpts[i], 0) < 0) {
-				/* never a message with recipients left out: back to
-				 * incoming/, where the next scan takes it again */
+				/* never a message with recipients left out */
 				log_event("error", "id=%s what=memory", id);
 				spool_free_envelope(&env);
 				free_message(m);
-				if (from_incoming)
-					rename(queued, path);
+				retry_later(d, id);
 				return;
 			}
 		}
@@ -267,22 +312,132 @@ static void load_message(struct deliver *d, const char *id, bool from_incoming)
 	d->tail = m;
 }
 
-static void load_folder(struct deliver *d, const char *folder)
+/* Links incoming/ID to queue/ID: 1 if it did, 0 if queue/ID already was
+ * that very file (a take-in cut short by a crash), -1 if it stays. */
+static int link_in(struct deliver *d, const char *id)
+{
+	char incoming[PATH_MAX], queued[PATH_MAX];
+	struct stat in, q;
+
+	if (spool_path(incoming, sizeof incoming, d->conf.spool, SPOOL_INCOMING, id) < 0 ||
+	    spool_path(queued, sizeof queued, d->conf.spool, SPOOL_QUEUE, id) < 0)
+		return -1;
+	if (link(incoming, queued) == 0)
+		return 1;
+	if (errno == ENOENT)
+		return -1;	/* not (or no longer) in incoming/ */
+	if (errno != EEXIST) {
+		log_event("error", "id=%s what=link error=%s", id, strerror(errno));
+		return -1;
+	}
+	if (lstat(incoming, &in) == 0 && lstat(queued, &q) == 0 && in.st_dev == q.st_dev &&
+	    in.st_ino == q.st_ino)
+		return 0;
+	log_event("error", "id=%s what=link error=\"incoming/%s and queue/%s are different "
+		  "files; both left for the administrator\"", id, id, id);
+	return -1;
+}
+
+/* Moves the N messages IDS from incoming/ to queue/ and loads them.  The
+ * move is link, fsync queue/, unlink (never rename alone, which a file
+ * system without a journal may lose both names of in a crash): at every
+ * moment the message has a durable name.  One fsync serves them all. */
+static void take_in(struct deliver *d, char (*ids)[QID_MAX], size_t n)
+{
+	char folder[PATH_MAX], path[PATH_MAX];
+	int *linked = calloc(n ? n : 1, sizeof *linked);
+	size_t fresh = 0;
+
+	if (linked == NULL) {
+		log_event("error", "what=memory error=\"cannot take in incoming/\"");
+		return;	/* the next scan tries again */
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((linked[i] = link_in(d, ids[i])) == 1)
+			fresh++;
+	if (spool_path(folder, sizeof folder, d->conf.spool, SPOOL_QUEUE, NULL) < 0 ||
+	    (fresh > 0 && fsync_dir(folder) < 0)) {
+		log_event("error", "what=fsync path=%s error=%s", folder, strerror(errno));
+		for (size_t i = 0; i < n; i++)	/* still in incoming/: the next scan */
+			if (linked[i] == 1 &&
+			    spool_path(path, sizeof path, d->conf.spool, SPOOL_QUEUE, ids[i]) == 0)
+				unlink(path);
+		free(linked);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (linked[i] < 0 ||
+		    spool_path(path, sizeof path, d->conf.spool, SPOOL_INCOMING, ids[i]) < 0)
+			continue;
+		unlink(path);
+		if (linked[i] == 1)	/* it has no past: a state/ID is a leftover */
+			discard_state(d, ids[i]);
+		load_message(d, ids[i]);
+	}
+	free(linked);
+}
+
+static void take_in_one(struct deliver *d, const char *id)
+{
+	char one[1][QID_MAX];
+
+	if (str_copy(one[0], sizeof one[0], id))
+		take_in(d, one, 1);
+}
+
+/* The message names in FOLDER; -1 if it cannot be read. */
+static int list_folder(struct deliver *d, const char *folder, struct id_list *out)
 {
 	char path[PATH_MAX];
 
+	memset(out, 0, sizeof *out);
 	if (spool_path(path, sizeof path, d->conf.spool, folder, NULL) < 0)
-		return;
+		return -1;
 	DIR *dir = opendir(path);
 	if (dir == NULL) {
 		log_event("error", "what=opendir path=%s error=%s", path, strerror(errno));
-		return;
+		return -1;
 	}
 	struct dirent *e;
-	while ((e = readdir(dir)) != NULL)
-		if (e->d_name[0] != '.')
-			load_message(d, e->d_name, strcmp(folder, "incoming") == 0);
+	while ((e = readdir(dir)) != NULL) {
+		if (!qid_valid(e->d_name))
+			continue;	/* "." and "..", a *.tmp, anything else */
+		if (id_list_add(out, e->d_name) < 0) {
+			log_event("error", "what=memory path=%s", path);
+			break;	/* the rest at the next scan */
+		}
+	}
 	closedir(dir);
+	return 0;
+}
+
+static void load_queue(struct deliver *d)
+{
+	struct id_list ids;
+
+	if (list_folder(d, SPOOL_QUEUE, &ids) < 0)
+		return;
+	for (size_t i = 0; i < ids.n; i++)
+		load_message(d, ids.ids[i]);
+	id_list_free(&ids);
+}
+
+/* Takes in everything in incoming/, and tries again the loads that failed:
+ * at every poke, and every INCOMING_SCAN_INTERVAL seconds, so that a
+ * message whose poke was lost is not stranded. */
+static void scan_incoming(struct deliver *d, time_t now)
+{
+	struct id_list ids, retry = d->retry;
+
+	memset(&d->retry, 0, sizeof d->retry);	/* what fails now goes in anew */
+	d->next_scan = now + INCOMING_SCAN_INTERVAL;
+	if (list_folder(d, SPOOL_INCOMING, &ids) == 0) {
+		take_in(d, ids.ids, ids.n);
+		id_list_free(&ids);
+	}
+	for (size_t i = 0; i < retry.n; i++)
+		load_message(d, retry.ids[i]);
+	id_list_free(&retry);
 }
 
 /* ---- outcomes ---- */
@@ -303,11 +458,17 @@ static void read_counters(struct deliver *d)
 	char path[PATH_MAX], name[32];
 	unsigned long long value;
 
-	if (spool_path(path, sizeof path, d->conf.spool, "control", "counters") < 0)
+	if (spool_path(path, sizeof path, d->conf.spool, SPOOL_CONTROL, "counters") < 0)
 		return;
-	FILE *f = fopen(path, "re");
-	if (f == NULL)
+	int fd = spool_open(path);
+	if (fd == SPOOL_NOT_REGULAR)
+		log_event("error", "what=open path=%s error=\"not a regular file; skipped\"", path);
+	FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+	if (f == NULL) {
+		if (fd >= 0)
+			close(fd);
 		return;
+	}
 	while (fscanf(f, "%31s %llu", name, &value) == 2) {
 		if (strcmp(name, "delivered") == 0)
 			d->counters.delivered = value;
@@ -862,9 +1023,9 @@ static void spawn_local(struct deliver *d, struct message *m, size_t ri,
 	struct slot *slot = free_slot(d);
 	int out[2];
 
-	if (slot == NULL || spool_path(path, sizeof path, d->conf.spool, "queue", m->id) < 0)
+	if (slot == NULL || spool_path(path, sizeof path, d->conf.spool, SPOOL_QUEUE, m->id) < 0)
 		return;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = spool_open(path);
 	if (fd < 0) {
 		defer(d, m, &m->rcpts[ri], "4.3.0 cannot open the queued message", time(NULL));
 		return;
@@ -1078,7 +1239,7 @@ static void apply_request(struct deliver *d, char *text, time_t now)
 	log_event("request", "verb=%s", verb);
 	for (char *id = strtok_r(NULL, " \n", &save); id; id = strtok_r(NULL, " \n", &save)) {
 		any = true;
-		load_message(d, id, true);	/* it may still be in incoming/ */
+		take_in_one(d, id);	/* it may still be in incoming/ */
 		struct message *m = find_message(d, id);
 		if (m != NULL)
 			apply_to_message(d, m, verb, now);
@@ -1107,9 +1268,19 @@ static void apply_requests(struct deliver *d, time_t now)
 			continue;
 		if (path_join(file, sizeof file, path, e->d_name) < 0)
 			continue;
-		FILE *f = fopen(file, "re");
-		if (f == NULL)
+		int fd = spool_open(file);
+		if (fd == SPOOL_NOT_REGULAR) {	/* ternctl makes none such */
+			log_event("error", "what=request path=%s error=\"not a regular file; "
+				  "removed\"", file);
+			unlink(file);
 			continue;
+		}
+		FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+		if (f == NULL) {
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
 		char *text = NULL;
 		size_t size = 0;
 		ssize_t n = getdelim(&text, &size, '\0', f);
@@ -1200,7 +1371,7 @@ static int sooner(int a, int b)
 
 static int next_timeout(struct deliver *d, time_t now)
 {
-	time_t wake = d->next_cleanup;
+	time_t wake = d->next_cleanup < d->next_scan ? d->next_cleanup : d->next_scan;
 
 	for (struct message *m = d->head; m; m = m->next) {
 		for (size_t i = 0; i < m->n; i++) {
@@ -1233,10 +1404,17 @@ static int open_trigger(struct deliver *d)
 {
 	char path[PATH_MAX];
 
-	if (spool_path(path, sizeof path, d->conf.spool, "trigger", NULL) < 0)
+	if (spool_path(path, sizeof path, d->conf.spool, SPOOL_TRIGGER, NULL) < 0)
 		return -1;
 	/* O_RDWR: we hold a writer ourselves, so the FIFO never reports EOF. */
-	d->trigger_fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	d->trigger_fd = open(path, O_RDWR | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	if (d->trigger_fd >= 0 && (fstat(d->trigger_fd, &st) < 0 || !S_ISFIFO(st.st_mode))) {
+		close(d->trigger_fd);	/* a file would wake us for ever */
+		d->trigger_fd = -1;
+		errno = ENODEV;
+		fprintf(stderr, "tern-deliver: %s: not a FIFO\n", path);
+	}
 	return d->trigger_fd;
 }
 
@@ -1269,10 +1447,13 @@ static void run_loop(struct deliver *d)
 			reap_children(d);
 		}
 		check_reports(d, time(NULL));
-		if (fds[0].revents & POLLIN && !d->stopping) {
+		bool poked = fds[0].revents & POLLIN;
+		if (poked)
 			drain(d->trigger_fd);
-			load_folder(d, "incoming");
-			apply_requests(d, time(NULL));
+		now = time(NULL);
+		if (!d->stopping && (poked || now >= d->next_scan)) {
+			scan_incoming(d, now);
+			apply_requests(d, now);
 		}
 	}
 	write_counters(d, time(NULL), true);
@@ -1453,8 +1634,8 @@ int main(int argc, char **argv)
 		return 111;
 	time_t now = time(NULL);
 	read_counters(&d);
-	load_folder(&d, "queue");
-	load_folder(&d, "incoming");
+	load_queue(&d);
+	scan_incoming(&d, now);
 	cleanup(&d, now);
 	apply_requests(&d, now);
 	log_event("start", "spool=%s local_concurrency=%zu", d.conf.spool, d.nslots);
@@ -1465,6 +1646,7 @@ int main(int argc, char **argv)
 		free_message(m);
 	}
 	recipient_tables_close(&d.tables);
+	id_list_free(&d.retry);
 	free(d.slots);
 	return 0;
 }

@@ -2,8 +2,10 @@
  *
  *   tmp/ID        tern-queue writes here; never seen by delivery
  *   incoming/ID   committed (linked here after fsync; dir fsync'd)
- *   queue/ID      taken in by tern-deliver (renamed from incoming/)
+ *   queue/ID      taken in by tern-deliver (linked from incoming/, queue/
+ *                 fsync'd, then unlinked from incoming/)
  *   state/ID      tern-deliver's record of each recipient's outcome
+ *                 (replaced whole: state/ID.tmp, fsync, rename, fsync)
  *   control/      ternctl's requests and tern-deliver's counters
  *   trigger       FIFO: any byte written wakes tern-deliver
  *

@@ -66,7 +66,12 @@ static struct listed *list_messages(const char *spool, size_t *count)
 	}
 	if (n > 0)
 		qsort(list, n, sizeof *list, by_id);
-	*count = n;
+	/* in both folders for a moment while tern-deliver takes it in */
+	size_t kept = 0;
+	for (size_t i = 0; i < n; i++)
+		if (kept == 0 || strcmp(list[kept - 1].id, list[i].id) != 0)
+			list[kept++] = list[i];
+	*count = kept;
 	return list ? list : calloc(1, sizeof *list);
 }
 

@@ -1,9 +1,14 @@
-"""The spool under stress: files that are not regular files."""
+"""The spool under stress: lost pokes, files that are not regular files, the
+fsyncs of the crash argument, and failed loads."""
 import json
 import os
+import re
+import shutil
+import signal
 import subprocess
 
-from harness import Instance
+import harness
+from harness import Instance, wait_until
 
 SENDER = b"sender@remote.test"
 MESSAGE = b"Subject: spool test\n\nbody line\n"
@@ -13,9 +18,23 @@ def envelope(*rcpts):
     return b"F" + SENDER + b"\0" + b"".join(b"T" + r + b"\0" for r in rcpts) + b"\0"
 
 
+def folder(t, name):
+    return sorted(os.listdir(os.path.join(t.spool, name)))
+
+
 def queue(t, rcpt=b"alice@example.test", message=MESSAGE, qid=None):
     code, err = t.queue(envelope(rcpt), message, qid)
     assert code == 0, (code, err)
+
+
+def fault_env(**faults):
+    env = {"LD_PRELOAD": harness.FAULT_SHIM, "TERN_FAULT_PROGRAM": "tern-deliver"}
+    env.update(faults)
+    if harness.SANITIZED:
+        env["ASAN_OPTIONS"] = "abort_on_error=0:detect_leaks=1:verify_asan_link_order=0"
+    if not os.path.exists(harness.FAULT_SHIM):
+        raise AssertionError("build %s first" % harness.FAULT_SHIM)
+    return env
 
 
 def ternctl(t, *args):
@@ -23,6 +42,11 @@ def ternctl(t, *args):
     r = subprocess.run([t.program("ternctl"), "-C", t.conf] + list(args), timeout=20,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=t.env())
     return r.returncode, r.stdout.decode("utf-8", "replace"), r.stderr.decode("utf-8", "replace")
+
+
+def deliver_pid(t):
+    pids = re.findall(r"tern-deliver\[(\d+)\]: start ", t.log("deliver"))
+    return int(pids[-1])
 
 
 def move_out(t, sub, qid, outside):
@@ -33,7 +57,47 @@ def move_out(t, sub, qid, outside):
     return target
 
 
+# ---- a lost poke ----
+
+def test_a_message_whose_poke_was_lost_is_delivered_anyway():
+    with Instance(smtpd=False) as t:
+        trigger = os.path.join(t.spool, "trigger")
+        # tern-deliver keeps reading the FIFO it opened; tern-queue's poke
+        # finds no trigger and goes nowhere
+        os.rename(trigger, trigger + ".away")
+        queue(t, qid="Lost1")
+        assert not os.path.exists(trigger)
+        (msg,) = t.wait_for_messages("alice", 1, timeout=70)
+        assert msg.endswith(MESSAGE)
+        t.wait_spool_empty()
+
+
 # ---- files that are not regular files ----
+
+def test_fifos_in_the_spool_do_not_hang_tern_deliver():
+    with Instance(smtpd=False, deliver=False) as t:
+        # a message in queue/ whose state file is a FIFO: all pending again
+        queue(t, qid="Stated1")
+        os.rename(os.path.join(t.spool, "incoming", "Stated1"),
+                  os.path.join(t.spool, "queue", "Stated1"))
+        os.mkfifo(os.path.join(t.spool, "state", "Stated1"))
+        os.mkfifo(os.path.join(t.spool, "queue", "Fifo1"))
+        os.mkfifo(os.path.join(t.spool, "incoming", "Fifo2"))
+        os.mkfifo(os.path.join(t.spool, "control", "counters"))
+        os.mkfifo(os.path.join(t.spool, "control", "request.Fifo3"))
+        t.start_deliver()
+        t.wait_for_messages("alice", 1)
+        queue(t, rcpt=b"bob@example.test")
+        t.wait_for_messages("bob", 1)
+        log = t.log("deliver")
+        for qid in ("Fifo1", "Fifo2"):
+            assert re.search(r"error id=%s what=open error=\"not a regular file; skipped\""
+                             % qid, log), log
+        assert "request.Fifo3 error=\"not a regular file; removed\"" in log, log
+        assert len(t.messages("alice")) == 1
+        t.stop_deliver()  # SIGTERM stops it (within the harness's 30 s)
+        assert "stop spool=" in t.log("deliver")
+
 
 def test_fifos_and_symlinks_in_the_spool_do_not_hang_ternctl():
     with Instance(smtpd=False, deliver=False) as t:
@@ -56,3 +120,149 @@ def test_fifos_and_symlinks_in_the_spool_do_not_hang_ternctl():
         for qid in ("Linked1", "Fifo1"):
             code, out, err = ternctl(t, "show", qid)
             assert code != 0 and "not a regular file" in err, (qid, code, out, err)
+
+
+def test_a_symlink_in_incoming_is_not_followed():
+    with Instance(smtpd=False, deliver=False) as t:
+        outside = os.path.join(t.dir, "outside")
+        queue(t, qid="Linked1")
+        in_target = move_out(t, "incoming", "Linked1", outside)
+        os.symlink(in_target, os.path.join(t.spool, "incoming", "Linked1"))
+        queue(t, qid="Linked2")
+        q_target = move_out(t, "incoming", "Linked2", outside)
+        os.symlink(q_target, os.path.join(t.spool, "queue", "Linked2"))
+        with open(in_target, "rb") as f:
+            before = f.read()
+        t.start_deliver()
+        queue(t, rcpt=b"bob@example.test")
+        t.wait_for_messages("bob", 1)
+        log = t.log("deliver")
+        for qid in ("Linked1", "Linked2"):
+            assert ("error id=%s what=open error=\"not a regular file; skipped\"" % qid) in log, log
+        assert t.messages("alice") == []
+        with open(in_target, "rb") as f:
+            assert f.read() == before
+        assert os.path.exists(q_target)
+
+
+# ---- the fsyncs of the crash argument ----
+
+def strace_calls(text):
+    """strace -f output as (pid, call) pairs, each call whole: a call
+    another process interrupted ("<unfinished ...>") is joined with its
+    "<... resumed>" rest."""
+    calls, pending = [], {}
+    for line in text.splitlines():
+        pid, _, call = line.partition(" ")
+        call = call.strip()
+        if call.endswith("<unfinished ...>"):
+            pending[pid] = call[:-len("<unfinished ...>")].rstrip()
+        elif call.startswith("<... ") and pid in pending:
+            calls.append((pid, pending.pop(pid) + call.split("resumed>", 1)[1]))
+        else:
+            calls.append((pid, call))
+    return calls
+
+
+def fsync_after(trace, sub):
+    """Checks that every successful link or rename into the spool's SUB/
+    in TRACE is followed by an fsync of SUB/ itself before that process's
+    next one; returns how many there were."""
+    into = re.compile(r'^(link|rename)\w*\(.*"[^"]*/spool/%s/[^"/]+"' % sub)
+    folder_fd = "/spool/%s>" % sub
+    calls = strace_calls(trace)
+    found = 0
+    for i, (pid, call) in enumerate(calls):
+        if not into.search(call) or not call.endswith("= 0"):
+            continue
+        found += 1
+        for later_pid, later in calls[i + 1:]:
+            if later_pid != pid:
+                continue
+            if later.startswith("fsync(") and folder_fd in later and later.endswith("= 0"):
+                break
+            assert not into.search(later), "no fsync of %s/ after: %s" % (sub, call)
+        else:
+            raise AssertionError("no fsync of %s/ after: %s" % (sub, call))
+    return found
+
+
+def test_take_in_state_and_requests_fsync_their_folders():
+    if shutil.which("strace") is None:
+        raise AssertionError("strace is needed (make deps installs it)")
+    with Instance(smtpd=False, deliver=False) as t:
+        # bob's Maildir is missing: his delivery is deferred, so a state
+        # file is written
+        shutil.rmtree(os.path.join(t.dir, "mail", "bob"))
+        trace_path = os.path.join(t.dir, "trace")
+        # LeakSanitizer cannot run under ptrace
+        env = t.env({"ASAN_OPTIONS": "abort_on_error=0:detect_leaks=0"}
+                    if harness.SANITIZED else None)
+        log = open(t.deliver_log, "ab")
+        strace = subprocess.Popen(
+            ["strace", "-f", "-y", "-o", trace_path, "-e",
+             "trace=fsync,rename,renameat,renameat2,link,linkat",
+             t.program("tern-deliver"), "-C", t.conf],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
+        log.close()
+        try:
+            wait_until(lambda: "start spool=" in t.log("deliver"), 20, "tern-deliver to start")
+            code, err = t.queue(envelope(b"alice@example.test", b"bob@example.test"), MESSAGE,
+                                "Synced1")
+            assert code == 0, err
+            t.wait_for_messages("alice", 1)
+            wait_until(lambda: os.path.exists(os.path.join(t.spool, "state", "Synced1")),
+                       20, "a state file")
+            wait_until(lambda: os.path.exists(os.path.join(t.spool, "control", "counters")),
+                       20, "the counters")
+            r = subprocess.run(["strace", "-f", "-y", "-o", trace_path + ".ctl", "-e",
+                                "trace=fsync,rename,renameat,renameat2",
+                                t.program("ternctl"), "-C", t.conf, "flush"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                               timeout=60)
+            assert r.returncode == 0, r
+        finally:
+            os.kill(deliver_pid(t), signal.SIGTERM)
+            strace.wait(timeout=30)
+        with open(trace_path) as f:
+            trace = f.read()
+        for sub in ("queue", "state", "control"):
+            assert fsync_after(trace, sub) >= 1, (sub, trace)
+        with open(trace_path + ".ctl") as f:
+            ctl_trace = f.read()
+        assert fsync_after(ctl_trace, "control") == 1, ctl_trace
+
+
+def test_a_failed_fsync_of_queue_leaves_the_message_in_incoming():
+    env = fault_env(TERN_FAULT="fsync", TERN_FAULT_PATH="/spool/queue", TERN_FAULT_TIMES="1")
+    with Instance(smtpd=False, deliver=False) as t:
+        t.start_deliver(env)
+        queue(t, qid="Unsynced1")
+        wait_until(lambda: "what=fsync path=" in t.log("deliver"), 20, "the failed fsync")
+        assert re.search(r"error what=fsync path=\S+/spool/queue error=\"?Input/output error",
+                         t.log("deliver")), t.log("deliver")
+        assert folder(t, "incoming") == ["Unsynced1"]
+        assert "Unsynced1" not in folder(t, "queue")
+        queue(t, qid="Synced2")  # its poke takes both in
+        t.wait_for_messages("alice", 2)
+        t.wait_spool_empty()
+        assert len(t.messages("alice")) == 2
+
+
+# ---- a failed load is retried ----
+
+def test_a_message_that_could_not_be_read_is_retried():
+    env = fault_env(TERN_FAULT="pread", TERN_FAULT_PATH="/spool/queue/Unread1",
+                    TERN_FAULT_TIMES="1")
+    with Instance(smtpd=False, deliver=False) as t:
+        t.start_deliver(env)
+        queue(t, qid="Unread1")
+        wait_until(lambda: "id=Unread1 what=read" in t.log("deliver"), 20, "the failed read")
+        assert "error id=Unread1 what=read error=\"Input/output error\"" in t.log("deliver"), \
+            t.log("deliver")
+        assert folder(t, "queue") == ["Unread1"]
+        queue(t, rcpt=b"bob@example.test")  # a poke: the next scan
+        t.wait_for_messages("bob", 1)
+        (msg,) = t.wait_for_messages("alice", 1)
+        assert msg.endswith(MESSAGE)
+        t.wait_spool_empty()
