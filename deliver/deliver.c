@@ -1612,6 +1612,7 @@ static int setup(struct deliver *d, const char *config_flag)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGXFSZ, SIG_IGN);	/* over a file-size limit: EFBIG, a write error */
 	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
 	return 0;
 }

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -220,5 +221,6 @@ int main(int argc, char **argv)
 		return EXIT_TEMPORARY;
 	}
 	umask(077);
+	signal(SIGXFSZ, SIG_IGN);	/* over a file-size limit: EFBIG, a temporary failure */
 	return deliver(argv[i], argv[i + 1], argv[i + 2], length, bounded);
 }

@@ -58,7 +58,7 @@ int spool_write_envelope(int fd, uint64_t msglen, time_t queued, const char *sen
 	for (size_t i = 0; i < nrcpts; i++)
 		size += 6 + strlen(rcpts[i]);
 	if (size > SPOOL_ENVELOPE_MAX) {
-		errno = EFBIG;
+		errno = EMSGSIZE;
 		return -1;
 	}
 	char *block = malloc(size + SPOOL_FOOTER_SIZE + 1);

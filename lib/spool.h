@@ -69,8 +69,10 @@ int spool_path(char *out, size_t outsize, const char *spool, const char *dir,
 int spool_create(const char *spool);
 
 /* Appends the envelope block and footer to FD, positioned after MSGLEN
- * message octets; -1 with EFBIG if the block would be over
- * SPOOL_ENVELOPE_MAX, which spool_read_envelope refuses. */
+ * message octets.  -1 with EMSGSIZE if the block would be over
+ * SPOOL_ENVELOPE_MAX, which spool_read_envelope refuses (a permanent
+ * refusal); -1 with any other errno (EFBIG, ENOSPC, EIO, ENOMEM) is a
+ * failure to write, which may pass. */
 int spool_write_envelope(int fd, uint64_t msglen, time_t queued, const char *sender,
 			 char *const *rcpts, size_t nrcpts);
 /* 0 with *ENV filled (free with spool_free_envelope); -1 with EBADMSG for

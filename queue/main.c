@@ -289,8 +289,9 @@ static int run(struct job *job, const char *config_path)
 		goto out;
 	if (spool_write_envelope(job->fd, size, time(NULL), env.sender, env.rcpts,
 				 env.nrcpts) < 0) {
-		r = fail(job, errno == EFBIG ? EXIT_REFUSED_PERM : EXIT_WRITE_ERROR,
-			 "write envelope");
+		r = fail(job, errno == EMSGSIZE ? EXIT_REFUSED_PERM
+			      : errno == ENOMEM ? EXIT_NO_MEMORY : EXIT_WRITE_ERROR,
+			 errno == EMSGSIZE ? "envelope too large" : "write envelope");
 		goto out;
 	}
 	r = commit(job);
@@ -318,6 +319,7 @@ int main(int argc, char **argv)
 	}
 	umask(077);
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGXFSZ, SIG_IGN);	/* over a file-size limit: EFBIG, exit 53 */
 	current_job = &job;
 	signal(SIGALRM, on_alarm);
 	alarm(QUEUE_TIMEOUT);

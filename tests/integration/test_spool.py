@@ -1,11 +1,13 @@
 """The spool under stress: lost pokes, files that are not regular files, the
-fsyncs of the crash argument, and failed loads."""
+fsyncs of the crash argument, failed loads, and file-size limits."""
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
+import threading
 
 import harness
 from harness import Instance, wait_until
@@ -266,3 +268,97 @@ def test_a_message_that_could_not_be_read_is_retried():
         (msg,) = t.wait_for_messages("alice", 1)
         assert msg.endswith(MESSAGE)
         t.wait_spool_empty()
+
+
+# ---- file-size limits ----
+
+def run_limited(args, message, env_bytes, limit, env):
+    """Runs ARGS as qmail-queue is run (MESSAGE on fd 0, ENV_BYTES on fd 1)
+    with RLIMIT_FSIZE at LIMIT octets.  Returns (exit code, stdout, stderr);
+    a negative code is the signal that killed it."""
+    def limit_file_size():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    read_end, write_end = (None, None)
+    if env_bytes is not None:
+        read_end, write_end = os.pipe()
+    try:
+        proc = subprocess.Popen(args, stdin=subprocess.PIPE,
+                                stdout=read_end if read_end is not None else subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env, preexec_fn=limit_file_size)
+    finally:
+        if read_end is not None:
+            os.close(read_end)
+    writer = None
+    if write_end is not None:
+        def feed():
+            try:
+                with os.fdopen(write_end, "wb") as f:
+                    f.write(env_bytes)
+            except BrokenPipeError:
+                pass
+        writer = threading.Thread(target=feed)
+        writer.start()
+    try:
+        out, err = proc.communicate(message, timeout=60)
+    finally:
+        if writer is not None:
+            writer.join()
+    return (proc.returncode, (out or b"").decode("utf-8", "replace"),
+            err.decode("utf-8", "replace"))
+
+
+def test_tern_queue_under_a_file_size_limit_exits_53_and_cleans_up():
+    with Instance(smtpd=False, deliver=False) as t:
+        limit = 4096
+        args = [t.program("tern-queue")]
+        env = t.env()
+        env.pop("TERN_QID", None)
+        big = b"Subject: big\n\n" + b"x" * 20000 + b"\n"
+        # over the limit in the message; then in the envelope block only
+        near = b"Subject: near\n\n" + b"y" * (limit - 16 - 40) + b"\n"
+        assert len(near) < limit
+        for message in (big, near):
+            for attempt in range(2):
+                code, _, err = run_limited(args, message, envelope(b"alice@example.test"),
+                                           limit, env)
+                assert code == 53, (len(message), code, err)
+                assert "File too large" in err, err
+                assert t.spool_files() == [], t.spool_files()
+        code, _, err = run_limited(args, MESSAGE, envelope(b"alice@example.test"), limit, env)
+        assert code == 0, (code, err)
+        assert len(folder(t, "incoming")) == 1
+
+
+def test_tern_local_under_a_file_size_limit_defers_and_cleans_up():
+    with Instance(smtpd=False, deliver=False) as t:
+        md = t.maildir("alice")
+        big = b"Subject: big\n\n" + b"x" * 200000 + b"\n"
+        args = [t.program("tern-local"), "--length", str(len(big)), md,
+                "alice@example.test", "sender@remote.test"]
+        code, out, err = run_limited(args, big, None, 65536, t.env())
+        assert code == 111, (code, out, err)
+        assert out.startswith("4.3.0 ") and "File too large" in out, out
+        assert os.listdir(os.path.join(md, "tmp")) == []
+        assert os.listdir(os.path.join(md, "new")) == []
+
+        # the same through tern-deliver, whose tern-local inherits its limit
+        queue(t, message=big, qid="Big1")
+        log = open(t.deliver_log, "ab")
+
+        def limit_file_size():
+            resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
+        proc = subprocess.Popen([t.program("tern-deliver"), "-C", t.conf],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=t.env(),
+                                preexec_fn=limit_file_size)
+        log.close()
+        try:
+            wait_until(lambda: "deferred id=Big1" in t.log("deliver"), 20, "a deferral")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+        assert re.search(r"deferred id=Big1 rcpt=alice@example.test .*File too large",
+                         t.log("deliver")), t.log("deliver")
+        assert os.listdir(os.path.join(md, "tmp")) == []
+        assert os.listdir(os.path.join(md, "new")) == []
+        assert folder(t, "queue") == ["Big1"]

@@ -481,6 +481,30 @@ START_TEST(spool_open_takes_only_regular_files)
 }
 END_TEST
 
+START_TEST(envelope_too_large_is_not_a_write_error)
+{
+	char dir[PATH_MAX], path[PATH_MAX];
+	size_t len = SPOOL_ENVELOPE_MAX + 1;
+	char *sender = malloc(len + 1);
+
+	ck_assert_ptr_nonnull(sender);
+	memset(sender, 'a', len);
+	sender[len] = '\0';
+	test_mkdir(dir);
+	test_path(path, dir, "m");
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	errno = 0;
+	ck_assert_int_eq(spool_write_envelope(fd, 0, 1700000000, sender, NULL, 0), -1);
+	ck_assert_int_eq(errno, EMSGSIZE);	/* never EFBIG, which is a full file */
+	struct stat st;
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	ck_assert_int_eq(st.st_size, 0);
+	close(fd);
+	free(sender);
+}
+END_TEST
+
 START_TEST(atomic_replace_is_whole_and_leaves_nothing)
 {
 	char dir[PATH_MAX], path[PATH_MAX], tmp[PATH_MAX], missing[PATH_MAX];
@@ -549,6 +573,7 @@ Suite *spool_suite(void)
 	tcase_add_test(tc, bad_state_refused);
 	tcase_add_test(tc, state_that_is_not_a_file_is_refused_at_once);
 	tcase_add_test(tc, spool_open_takes_only_regular_files);
+	tcase_add_test(tc, envelope_too_large_is_not_a_write_error);
 	tcase_add_test(tc, atomic_replace_is_whole_and_leaves_nothing);
 	suite_add_tcase(s, tc);
 	return s;
