@@ -609,9 +609,9 @@ static int report_file(struct deliver *d, struct message *m, const char *to,
 {
 	char path[PATH_MAX];
 
-	if (spool_path(path, sizeof path, d->conf.spool, "queue", m->id) < 0)
+	if (spool_path(path, sizeof path, d->conf.spool, SPOOL_QUEUE, m->id) < 0)
 		return -1;
-	int original = open(path, O_RDONLY | O_CLOEXEC);
+	int original = spool_open(path);
 	if (original < 0)
 		return -1;
 	int report = memfd_create("tern-report", MFD_CLOEXEC);
