@@ -328,8 +328,13 @@ def test_a_taken_queue_id_is_refused_by_the_set_uid_tern_queue():
 def test_root_s_ternctl_requests_reach_tern_deliver():
     t = installed()
     qid = deferred_message(t)
-    # written by root, applied by tern-deliver working as tern-queue
-    t.run_ternctl("delete", qid)
+    # written by root (with a umask that would make it root's alone),
+    # applied by tern-deliver working as tern-queue
+    saved = os.umask(0o077)
+    try:
+        t.run_ternctl("delete", qid)
+    finally:
+        os.umask(saved)
     wait_until(lambda: not os.path.exists(os.path.join(t.spool, "queue", qid)), 30,
                "the deletion")
     assert not os.path.exists(os.path.join(t.spool, "state", qid))
