@@ -21,6 +21,8 @@ else
 B       := build
 SAN     :=
 endif
+# make fuzz builds here with clang and libFuzzer, whatever SANITIZE says
+FB      := build/fuzz
 
 ifeq ($(V),1)
 Q :=
@@ -50,13 +52,14 @@ CTL_OBJ     := $(patsubst %.c,$(B)/%.o,$(wildcard tools/ternctl*.c))
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/%.o)
 
-.PHONY: all check run deps deps-build deps-run deps-test install bench asan clean FORCE
+.PHONY: all check run deps deps-build deps-run deps-test deps-fuzz install bench asan clean \
+	FORCE fuzz fuzz-build fuzz-ci
 all: $(addprefix $(B)/,$(PROGRAMS))
 
 # The compiled-in paths, rewritten only when they change: every object
 # depends on it, so `make PREFIX=/x install` after `make` rebuilds them.
 PATHS_TEXT := PREFIX=$(PREFIX) CONFDIR=$(CONFDIR) SPOOLDIR=$(SPOOLDIR) LIBEXECDIR=$(LIBEXECDIR)
-$(B)/paths.stamp: FORCE
+$(B)/paths.stamp $(FB)/paths.stamp: FORCE
 	@mkdir -p $(dir $@)
 	@if [ "$$(cat $@ 2>/dev/null)" != '$(PATHS_TEXT)' ]; then \
 		echo '$(PATHS_TEXT)' > $@; fi
@@ -104,14 +107,54 @@ $(B)/fault-shim.so: tests/integration/fault_shim.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -O2 -shared -fPIC -o $@ $< -ldl
 
+# ---- fuzzing: libFuzzer harnesses, built with clang into build/fuzz/ ----
+# Every tests/fuzz/NAME_fuzz.c is a harness; its seeds and kept crashers are
+# tests/fuzz/corpus/NAME/, its working corpus build/fuzz/NAME/.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_CI_RUNS ?= 20000
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS   = $(WARN) $(PATHS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -O1 -g \
+		-Ilib -Ismtpd -MMD -MP
+FUZZ_NAMES   := $(patsubst tests/fuzz/%_fuzz.c,%,$(wildcard tests/fuzz/*_fuzz.c))
+FUZZ_BIN     := $(FUZZ_NAMES:%=$(FB)/%_fuzz)
+FUZZ_LIB_OBJ := $(patsubst %.c,$(FB)/obj/%.o,$(LIB_SRC) smtpd/command.c smtpd/data.c)
+FUZZ_OBJ     := $(FUZZ_NAMES:%=$(FB)/obj/tests/fuzz/%_fuzz.o)
+
+$(FB)/obj/%.o: %.c $(FB)/paths.stamp
+	@mkdir -p $(dir $@)
+	@echo "  FUZZCC  $@"
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(FB)/libtern-fuzz.a: $(FUZZ_LIB_OBJ)
+	@rm -f $@
+	$(Q)ar rcs $@ $^
+
+$(FB)/%_fuzz: $(FB)/obj/tests/fuzz/%_fuzz.o $(FB)/libtern-fuzz.a
+	@echo "  LD      $@"
+	$(Q)$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ -lcdb
+
+.SECONDARY: $(FUZZ_OBJ)
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: deps-fuzz
+	@$(MAKE) --no-print-directory fuzz-build
+	@sh tests/fuzz/run.sh explore $(FB) $(FUZZ_SECONDS) $(FUZZ_NAMES)
+
+fuzz-ci: deps-fuzz
+	@$(MAKE) --no-print-directory fuzz-build
+	@sh tests/fuzz/run.sh ci $(FB) $(FUZZ_CI_RUNS) $(FUZZ_NAMES)
+
 -include $(LIB_OBJ:.o=.d) $(SMTPD_OBJ:.o=.d) $(QUEUE_OBJ:.o=.d) $(DELIVER_OBJ:.o=.d) \
-	 $(LOCAL_OBJ:.o=.d) $(CTL_OBJ:.o=.d) $(UNIT_OBJ:.o=.d)
+	 $(LOCAL_OBJ:.o=.d) $(CTL_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) \
+	 $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d)
 
 # ---- dependencies: Debian packages, installed when missing ----
 BUILD_PKGS := gcc make pkg-config libgnutls28-dev libcdb-dev libcrypt-dev
 RUN_PKGS   := ucspi-tcp swaks libnet-ssleay-perl libauthen-sasl-perl
 TEST_PKGS  := check ucspi-tcp swaks libnet-ssleay-perl libauthen-sasl-perl curl \
 	      python3-aiosmtpd dnsmasq-base gnutls-bin groff-base strace
+FUZZ_PKGS  := clang libclang-rt-14-dev libcdb-dev
 
 deps-build:
 	@sh tests/deps.sh $(BUILD_PKGS)
@@ -119,6 +162,8 @@ deps-run:
 	@sh tests/deps.sh $(BUILD_PKGS) $(RUN_PKGS)
 deps-test:
 	@sh tests/deps.sh $(BUILD_PKGS) $(TEST_PKGS)
+deps-fuzz:
+	@sh tests/deps.sh $(FUZZ_PKGS)
 deps: deps-test
 
 # ---- the newcomer path ----
