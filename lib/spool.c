@@ -75,21 +75,23 @@ int spool_write_envelope(int fd, uint64_t msglen, time_t queued, const char *sen
 	return r;
 }
 
+static bool lower_hex(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
+/* Exactly what spool_write_envelope writes: no signs, spaces or 0x. */
 static int parse_footer(const char *footer, uint64_t *msglen, size_t *envlen)
 {
-	char copy[SPOOL_FOOTER_SIZE + 1];
-	unsigned long long m;
-	unsigned long e;
-	char tail;
-
-	memcpy(copy, footer, SPOOL_FOOTER_SIZE);
-	copy[SPOOL_FOOTER_SIZE] = '\0';
-	if (memcmp(copy, "TERN1 ", 6) != 0 || copy[SPOOL_FOOTER_SIZE - 1] != '\n')
+	if (memcmp(footer, "TERN1 ", 6) != 0 || !lower_hex(footer + 6, 16) ||
+	    footer[22] != ' ' || !lower_hex(footer + 23, 8) ||
+	    footer[SPOOL_FOOTER_SIZE - 1] != '\n')
 		return -1;
-	if (sscanf(copy, "TERN1 %16llx %8lx%c", &m, &e, &tail) != 3 || tail != '\n')
-		return -1;
-	*msglen = m;
-	*envlen = e;
+	*msglen = strtoull(footer + 6, NULL, 16);
+	*envlen = (size_t)strtoul(footer + 23, NULL, 16);
 	return 0;
 }
 
@@ -143,7 +145,7 @@ int spool_read_envelope(int fd, struct envelope *env)
 	if (pread(fd, footer, sizeof footer, at) != (ssize_t)sizeof footer)
 		return -1;
 	if (parse_footer(footer, &env->msglen, &envlen) < 0 || envlen > SPOOL_ENVELOPE_MAX ||
-	    env->msglen + envlen + SPOOL_FOOTER_SIZE != (uint64_t)st.st_size)
+	    envlen > (uint64_t)at || env->msglen != (uint64_t)at - envlen)
 		goto malformed;
 	env->block = malloc(envlen + 1);
 	if (env->block == NULL)

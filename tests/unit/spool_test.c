@@ -230,6 +230,51 @@ START_TEST(corrupt_envelope_refused)
 }
 END_TEST
 
+/* Writes BLOCK and then FOOTER to DIR/NAME. */
+static void write_raw(const char *dir, const char *name, char *path, const char *block,
+		      const char *footer)
+{
+	test_path(path, dir, name);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ck_assert(fd >= 0);
+	ck_assert_int_eq(write(fd, block, strlen(block)), (ssize_t)strlen(block));
+	ck_assert_int_eq(write(fd, footer, strlen(footer)), (ssize_t)strlen(footer));
+	close(fd);
+}
+
+/* Footers whose lengths only add up to the file's size past 2^64, or that
+ * are not in the writer's fixed format: malformed (EBADMSG), never a read
+ * error to retry for ever.  Found by tests/fuzz/spool_fuzz.c. */
+START_TEST(footer_lengths_must_fit_the_file)
+{
+	char dir[PATH_MAX], path[PATH_MAX];
+	static const char block[] = "time 1\nfrom a@b.test\n";	/* 21 octets */
+	static const char *const footers[] = {
+		/* msglen 2^64 - 1, envlen 22: the sum wraps to the size */
+		"TERN1 ffffffffffffffff 00000016\n",
+		/* the same -1, spelt as sscanf takes it */
+		"TERN1 -000000000000001 00000016\n",
+		/* a sign and a space where hex digits go */
+		"TERN1 +000000000000000 00000015\n",
+		"TERN1  000000000000000 00000015\n",
+		"TERN1 0000000000000000 +0000015\n",
+	};
+	struct envelope env;
+	int err;
+
+	test_mkdir(dir);
+	write_raw(dir, "good", path, block, "TERN1 0000000000000000 00000015\n");
+	ck_assert_int_eq(read_envelope(path, &env, &err), 0);
+	ck_assert_str_eq(env.sender, "a@b.test");
+	spool_free_envelope(&env);
+	for (size_t i = 0; i < sizeof footers / sizeof footers[0]; i++) {
+		write_raw(dir, "bad", path, block, footers[i]);
+		int r = read_envelope(path, &env, &err);
+		ck_assert_msg(r == -1 && err == EBADMSG, "%s: %d errno %d", footers[i], r, err);
+	}
+}
+END_TEST
+
 START_TEST(state_round_trip)
 {
 	char dir[PATH_MAX], spool[PATH_MAX];
@@ -566,6 +611,7 @@ Suite *spool_suite(void)
 	tcase_add_test(tc, empty_message_and_no_recipients);
 	tcase_add_test(tc, torn_files_refused);
 	tcase_add_test(tc, corrupt_envelope_refused);
+	tcase_add_test(tc, footer_lengths_must_fit_the_file);
 	tcase_add_test(tc, state_round_trip);
 	tcase_add_test(tc, state_every_kind);
 	tcase_add_test(tc, long_error_is_cut_not_overflowed);
