@@ -2,7 +2,9 @@
  *
  * The input is parsed as a path under every combination of flags, in a
  * buffer of exactly its length (so a read past LEN is an ASan report), and
- * as a bare mailbox; whatever is accepted must satisfy mailbox_check(). */
+ * as a bare mailbox; whatever is accepted must satisfy mailbox_check().  The
+ * domain check must agree with the mailbox parser on "x@" and the input,
+ * and utf8_char_length() with utf8_valid(). */
 #include <string.h>
 
 #include "addr.h"
@@ -39,6 +41,48 @@ static void fuzz_mailbox(const char *s)
 	FUZZ_CHECK(strlen(text) <= strlen(s));
 }
 
+/* addr_domain_valid(S) is exactly "x@S parses" (with the flags' limits). */
+static void fuzz_domain(const char *s)
+{
+	char probe[ADDR_BUFFER + 2];
+	struct mailbox m;
+	size_t n = strlen(s);
+
+	if (n + 3 > sizeof probe) {
+		FUZZ_CHECK(!addr_domain_valid(s, ADDR_DOMAIN_LITERAL));
+		return;
+	}
+	snprintf(probe, sizeof probe, "x@%s", s);
+	bool parses = addr_parse(probe, &m) == ADDR_OK;
+	bool literal = s[0] == '[';
+	FUZZ_CHECK(addr_domain_valid(s, ADDR_DOMAIN_LITERAL) == parses);
+	FUZZ_CHECK(addr_domain_valid(s, ADDR_DOMAIN_LITERAL | ADDR_DOMAIN_ASCII) ==
+		   (parses && !m.utf8));
+	FUZZ_CHECK(addr_domain_valid(s, 0) == (parses && !literal));
+	FUZZ_CHECK(addr_domain_valid(s, ADDR_DOMAIN_ASCII) == (parses && !literal && !m.utf8));
+}
+
+/* Walking S a character at a time fails exactly where utf8_valid says. */
+static void fuzz_utf8(const char *s, size_t len)
+{
+	bool walked = true, non_ascii = false, said_non_ascii = false;
+
+	for (size_t i = 0; i < len;) {
+		size_t n = utf8_char_length(s + i, len - i);
+		FUZZ_CHECK(n <= 4 && n <= len - i);
+		if (n == 0) {
+			walked = false;
+			break;
+		}
+		FUZZ_CHECK((n == 1) == ((unsigned char)s[i] < 0x80));
+		non_ascii |= n > 1;
+		i += n;
+	}
+	FUZZ_CHECK(utf8_valid(s, len, &said_non_ascii) == walked);
+	if (walked)
+		FUZZ_CHECK(said_non_ascii == non_ascii);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *exact = malloc(size ? size : 1);
@@ -55,6 +99,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(text, data, size);
 	text[size] = '\0';
 	fuzz_mailbox(text);
+	fuzz_domain(text);
+	fuzz_utf8(exact, size);
 	free(exact);
 	free(text);
 	return 0;
