@@ -6,9 +6,10 @@
  * plain model (the end is the first "." CRLF at a line start; a line starts
  * at offset 0 or after CRLF; a leading dot goes; CRLF becomes LF) says what
  * must come out: whenever the machine reports no fault its output is the
- * model's, so it holds no CR and no LF that was not a CRLF; every limit the
- * model sees crossed, and every bare CR or LF, is a fault; and where the
- * model sees nothing wrong the machine must not fault either. */
+ * model's, so it holds no CR, no NUL and no LF that was not a CRLF; every
+ * limit the model sees crossed, and every bare CR or LF or NUL, is a
+ * fault; and where the model sees nothing wrong the machine must not fault
+ * either. */
 #include <stdbool.h>
 #include <string.h>
 #include <strings.h>
@@ -22,7 +23,7 @@ struct model {
 	size_t consumed;
 	bool done;
 	bool bare;		/* a CR or LF that is not part of a CRLF */
-	bool nul;		/* for a fault tern may add for NUL */
+	bool nul;		/* a NUL in the text */
 	char *out;
 	size_t outlen;
 	size_t longest_line;
@@ -172,7 +173,7 @@ static void compare(const struct data_limits *l, const struct model *m, const st
 
 	FUZZ_CHECK(r->consumed == m->consumed);
 	FUZZ_CHECK(r->d.done == m->done);
-	if (m->bare)
+	if (m->bare || m->nul)
 		FUZZ_CHECK(f != DATA_OK);
 	if (m->longest_line > l->max_line_length)
 		FUZZ_CHECK(f != DATA_OK);
@@ -190,6 +191,7 @@ static void compare(const struct data_limits *l, const struct model *m, const st
 		FUZZ_CHECK(r->outlen == m->outlen);
 		FUZZ_CHECK(memcmp(r->out, m->out, m->outlen) == 0);
 		FUZZ_CHECK(memchr(r->out, '\r', r->outlen) == NULL);
+		FUZZ_CHECK(memchr(r->out, '\0', r->outlen) == NULL);
 		FUZZ_CHECK(r->d.size == r->outlen);
 	}
 	FUZZ_CHECK(strlen(data_fault_reply(f)) > 4);
