@@ -19,12 +19,12 @@ mkdir -p "$artifacts"
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT INT TERM
 
-# The harness's output goes to BUILD/NAME.log; its last lines are shown, or
+# The harness's output goes to BUILD/NAME-MODE.log; its last lines are shown, or
 # more of it if it failed.
 run() {
 	name=$1
 	shift
-	log=$build/$name.log
+	log=$build/$name-$mode.log
 	dict=""
 	[ -f "tests/fuzz/$name.dict" ] && dict="-dict=tests/fuzz/$name.dict"
 	# shellcheck disable=SC2086
