@@ -41,13 +41,16 @@ run() {
 	return 1
 }
 
+passed=0 failed=0
 for name in "$@"; do
 	seeds=tests/fuzz/corpus/$name
 	if [ ! -d "$seeds" ] || [ -z "$(ls -A "$seeds")" ]; then
 		echo "FAIL  $name: no seeds in $seeds/"
 		status=1
+		failed=$((failed + 1))
 		continue
 	fi
+	before=$status
 	case $mode in
 	explore)
 		echo "== fuzz $name for ${amount}s (corpus $build/$name/)"
@@ -66,10 +69,11 @@ for name in "$@"; do
 		exit 2
 		;;
 	esac
+	if [ "$status" = "$before" ]; then
+		passed=$((passed + 1))
+	else
+		failed=$((failed + 1))
+	fi
 done
-if [ "$status" = 0 ]; then
-	echo "fuzz: $# harnesses clean"
-else
-	echo "fuzz: failures above"
-fi
+echo "fuzz: $passed passed, $failed failed, 0 skipped"
 exit $status
