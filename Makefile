@@ -31,7 +31,9 @@ Q := @
 endif
 
 ALL_CFLAGS  = $(WARN) $(PATHS) $(SAN) $(CFLAGS) -Ilib -MMD -MP
-ALL_LDFLAGS = $(SAN) $(LDFLAGS)
+# --as-needed: a program records only the libraries it uses (Debian's gcc
+# adds it too, except under -fsanitize), so no exec pays for another's.
+ALL_LDFLAGS = $(SAN) -Wl,--as-needed $(LDFLAGS)
 
 GNUTLS_CFLAGS = $(shell pkg-config --cflags gnutls 2>/dev/null)
 GNUTLS_LIBS   = $(shell pkg-config --libs gnutls 2>/dev/null || echo -lgnutls)
@@ -88,13 +90,13 @@ $(B)/tern-smtpd: $(SMTPD_OBJ) $(LIBTERN)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcdb
 $(B)/tern-queue: $(QUEUE_OBJ) $(LIBTERN)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcdb
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^
 $(B)/tern-deliver: $(DELIVER_OBJ) $(LIBTERN)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcdb
 $(B)/tern-local: $(LOCAL_OBJ) $(LIBTERN)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcdb
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^
 $(B)/ternctl: $(CTL_OBJ) $(LIBTERN)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcdb $(GNUTLS_LIBS)

@@ -1,5 +1,9 @@
 """The newcomer's path: a message in over SMTP lands in the Maildir."""
 import json
+import re
+import subprocess
+
+import harness
 
 from harness import Instance, wait_until
 
@@ -51,3 +55,19 @@ def test_queue_json_lists_a_waiting_message():
         t.wait_for_messages("alice", 1)
         t.wait_spool_empty()
         assert json.loads(t.ternctl("queue", "--json").stdout) == []
+
+
+def needed_libraries(name):
+    out = subprocess.run(["readelf", "-d", harness.program(name)], stdout=subprocess.PIPE,
+                         check=True).stdout.decode()
+    return re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out)
+
+
+def test_programs_link_only_what_they_use():
+    """A plaintext session never pays for GnuTLS at exec (DESIGN.md), and
+    the per-message programs load no table library."""
+    smtpd = needed_libraries("tern-smtpd")
+    assert smtpd and not any("gnutls" in lib for lib in smtpd), smtpd
+    for name in ("tern-queue", "tern-local"):
+        libs = needed_libraries(name)
+        assert not any("gnutls" in lib or "cdb" in lib for lib in libs), (name, libs)
