@@ -352,8 +352,8 @@ static void take_in(struct deliver *d, char (*ids)[QID_MAX], size_t n)
 		log_event("error", "what=memory error=\"cannot take in incoming/\"");
 		return;	/* the next scan tries again */
 	}
-	for (size_t i = 0; i < n; i++)
-		if ((linked[i] = link_in(d, ids[i])) == 1)
+	for (size_t i = 0; i < n; i++)	/* a link from before a crash may be unwritten */
+		if ((linked[i] = link_in(d, ids[i])) >= 0)
 			fresh++;
 	if (spool_path(folder, sizeof folder, d->conf.spool, SPOOL_QUEUE, NULL) < 0 ||
 	    (fresh > 0 && fsync_dir(folder) < 0)) {
@@ -385,7 +385,8 @@ static void take_in_one(struct deliver *d, const char *id)
 		take_in(d, one, 1);
 }
 
-/* The message names in FOLDER; -1 if it cannot be read. */
+/* The message names in FOLDER: 0, 1 if memory ran out with only some
+ * listed, -1 if it cannot be read. */
 static int list_folder(struct deliver *d, const char *folder, struct id_list *out)
 {
 	char path[PATH_MAX];
@@ -404,22 +405,25 @@ static int list_folder(struct deliver *d, const char *folder, struct id_list *ou
 			continue;	/* "." and "..", a *.tmp, anything else */
 		if (id_list_add(out, e->d_name) < 0) {
 			log_event("error", "what=memory path=%s", path);
-			break;	/* the rest at the next scan */
+			closedir(dir);
+			return 1;
 		}
 	}
 	closedir(dir);
 	return 0;
 }
 
-static void load_queue(struct deliver *d)
+/* queue/ is listed once, at start: all of it, or tern-deliver does not
+ * start (its supervisor starts it again), lest some sit there unseen. */
+static int load_queue(struct deliver *d)
 {
 	struct id_list ids;
 
-	if (list_folder(d, SPOOL_QUEUE, &ids) < 0)
-		return;
-	for (size_t i = 0; i < ids.n; i++)
+	int r = list_folder(d, SPOOL_QUEUE, &ids);
+	for (size_t i = 0; r == 0 && i < ids.n; i++)
 		load_message(d, ids.ids[i]);
 	id_list_free(&ids);
+	return r == 0 ? 0 : -1;
 }
 
 /* Takes in everything in incoming/, and tries again the loads that failed:
@@ -431,7 +435,7 @@ static void scan_incoming(struct deliver *d, time_t now)
 
 	memset(&d->retry, 0, sizeof d->retry);	/* what fails now goes in anew */
 	d->next_scan = now + INCOMING_SCAN_INTERVAL;
-	if (list_folder(d, SPOOL_INCOMING, &ids) == 0) {
+	if (list_folder(d, SPOOL_INCOMING, &ids) >= 0) {	/* the rest next time */
 		take_in(d, ids.ids, ids.n);
 		id_list_free(&ids);
 	}
@@ -1635,7 +1639,10 @@ int main(int argc, char **argv)
 		return 111;
 	time_t now = time(NULL);
 	read_counters(&d);
-	load_queue(&d);
+	if (load_queue(&d) < 0) {
+		fprintf(stderr, "tern-deliver: cannot list the spool's queue/ whole\n");
+		return 111;
+	}
 	scan_incoming(&d, now);
 	cleanup(&d, now);
 	apply_requests(&d, now);

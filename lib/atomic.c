@@ -41,7 +41,13 @@ int atomic_begin(struct atomic_file *f, const char *path, const char *tmp, mode_
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	f->fd = open(f->tmp, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
+	/* Whatever is there (a crash's leftover, a FIFO, a link to another
+	 * file) goes: the temporary file is always a new one. */
+	if (unlink(f->tmp) < 0 && errno != ENOENT) {
+		f->tmp[0] = '\0';
+		return -1;
+	}
+	f->fd = open(f->tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (f->fd < 0) {
 		f->tmp[0] = '\0';
 		return -1;

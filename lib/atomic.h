@@ -23,7 +23,8 @@ struct atomic_file {
 	int fd;			/* open read-write on tmp; -1 when done */
 };
 
-/* Creates (or truncates) the temporary file, mode MODE exactly. */
+/* Creates the temporary file anew (removing whatever had its name), mode
+ * MODE exactly. */
 int atomic_begin(struct atomic_file *f, const char *path, const char *tmp, mode_t mode);
 /* fsync, close, rename over the target, fsync its folder. */
 int atomic_commit(struct atomic_file *f);

@@ -55,6 +55,13 @@ static void on_alarm(int sig)
 	_exit(EXIT_TIMEOUT);
 }
 
+/* A queue-directory operation's failure: a full disk is 53, as for any
+ * write; anything else is the directory's (62). */
+static int dir_error(int error)
+{
+	return error == ENOSPC || error == EDQUOT ? EXIT_WRITE_ERROR : EXIT_QUEUE_DIR;
+}
+
 static int fail(struct job *job, int code, const char *what)
 {
 	int saved = errno;
@@ -244,7 +251,7 @@ static int commit(struct job *job)
 		return fail(job, EXIT_REFUSED_TEMP, "queue id taken");
 	}
 	if (link(job->tmp_path, incoming) < 0)
-		return fail(job, errno == EEXIST ? EXIT_REFUSED_TEMP : EXIT_QUEUE_DIR, "link");
+		return fail(job, errno == EEXIST ? EXIT_REFUSED_TEMP : dir_error(errno), "link");
 	if (fsync_dir(dir) < 0) {
 		int saved = errno;
 		unlink(incoming);
@@ -277,7 +284,7 @@ static int run(struct job *job, const char *config_path)
 	}
 	job->fd = open(job->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (job->fd < 0) {
-		int code = errno == EEXIST ? EXIT_REFUSED_TEMP : EXIT_QUEUE_DIR;
+		int code = errno == EEXIST ? EXIT_REFUSED_TEMP : dir_error(errno);
 		job->tmp_path[0] = '\0';
 		return fail(job, code, "create tmp file");
 	}

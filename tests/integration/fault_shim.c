@@ -5,6 +5,7 @@
  *   TERN_FAULT_PATH=/spool/queue         fsync, pread and write: only on a file or
  *                                        folder whose path contains this
  *   TERN_FAULT_TIMES=N                   only the first N calls that qualify
+ *   TERN_FAULT_ERRNO=N                   link: fail with errno N instead of EIO
  *
  * Without TERN_FAULT_PATH, write fails only for files under a spool's tmp/,
  * so logging and pipes keep working. */
@@ -73,7 +74,8 @@ int link(const char *from, const char *to)
 {
 	static int (*real)(const char *, const char *);
 	if (active("link") && take_a_turn()) {
-		errno = EIO;
+		const char *number = getenv("TERN_FAULT_ERRNO");
+		errno = number != NULL ? atoi(number) : EIO;
 		return -1;
 	}
 	if (real == NULL)

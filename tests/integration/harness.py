@@ -264,11 +264,12 @@ class Instance:
                 s.shutdown(socket.SHUT_WR)
             return transcript.rest()
 
-    def queue(self, envelope, message=b"Subject: queued directly\n\nbody line\n", qid=None):
+    def queue(self, envelope, message=b"Subject: queued directly\n\nbody line\n", qid=None,
+              extra_env=None):
         """Runs tern-queue as qmail-queue is run: MESSAGE on fd 0, ENVELOPE
         (bytes, raw) on fd 1, a pipe written from a thread; TERN_QID if QID.
         Returns (exit code, stderr)."""
-        env = self.env()
+        env = self.env(extra_env)
         env.pop("TERN_QID", None)
         if qid is not None:
             env["TERN_QID"] = qid

@@ -162,3 +162,20 @@ def test_valid_qid_names_the_file():
         code, err = queue(t, GOOD, qid="Abc123xyz")
         assert code == 0, err
         assert incoming(t) == [os.path.join(t.spool, "incoming", "Abc123xyz")]
+
+
+def test_a_full_disk_at_the_link_is_a_write_error():
+    """ENOSPC or EDQUOT when the message is linked into incoming/ is 53
+    ("write error or disk full"), not 62 (the queue directory)."""
+    if not os.path.exists(harness.FAULT_SHIM):
+        raise AssertionError("build %s first" % harness.FAULT_SHIM)
+    with Instance(deliver=False, smtpd=False) as t:
+        for number in (28, 122):  # ENOSPC, EDQUOT
+            env = {"LD_PRELOAD": harness.FAULT_SHIM, "TERN_FAULT": "link",
+                   "TERN_FAULT_ERRNO": str(number)}
+            if harness.SANITIZED:
+                env["ASAN_OPTIONS"] = "abort_on_error=0:detect_leaks=1:verify_asan_link_order=0"
+            code, err = t.queue(b"Fa@client.test\0Talice@example.test\0\0", extra_env=env)
+            assert code == 53, (number, code, err)
+            assert "what=link" in err, err
+        assert t.spool_files() == []

@@ -362,3 +362,36 @@ def test_tern_local_under_a_file_size_limit_defers_and_cleans_up():
         assert os.listdir(os.path.join(md, "tmp")) == []
         assert os.listdir(os.path.join(md, "new")) == []
         assert folder(t, "queue") == ["Big1"]
+
+
+def test_a_take_in_cut_short_is_fsynced_before_incoming_goes():
+    """A crash between the link into queue/ and its fsync leaves both names;
+    the next tern-deliver must make queue/'s entry durable before it
+    removes incoming/'s (else, without a journal, both can be lost)."""
+    with Instance(smtpd=False, deliver=False) as t:
+        queue(t, qid="HalfTaken1")
+        os.link(os.path.join(t.spool, "incoming", "HalfTaken1"),
+                os.path.join(t.spool, "queue", "HalfTaken1"))
+        trace_path = os.path.join(t.dir, "trace")
+        env = t.env({"ASAN_OPTIONS": "abort_on_error=0:detect_leaks=0"}
+                    if harness.SANITIZED else None)
+        log = open(t.deliver_log, "ab")
+        strace = subprocess.Popen(
+            ["strace", "-f", "-y", "-o", trace_path, "-e",
+             "trace=fsync,link,linkat,unlink,unlinkat", t.program("tern-deliver"), "-C", t.conf],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
+        log.close()
+        try:
+            t.wait_for_messages("alice", 1)
+            t.wait_spool_empty()
+        finally:
+            os.kill(deliver_pid(t), signal.SIGTERM)
+            strace.wait(timeout=30)
+        with open(trace_path) as f:
+            calls = [call for _, call in strace_calls(f.read())]
+        gone = [i for i, c in enumerate(calls)
+                if c.startswith("unlink") and "/spool/incoming/HalfTaken1" in c]
+        assert gone, calls
+        synced = [i for i, c in enumerate(calls[:gone[0]])
+                  if c.startswith("fsync(") and "/spool/queue>" in c]
+        assert synced, calls

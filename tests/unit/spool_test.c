@@ -550,6 +550,41 @@ START_TEST(envelope_too_large_is_not_a_write_error)
 }
 END_TEST
 
+/* A FIFO or another file's hard link at the temporary name is replaced,
+ * never written through: a FIFO would hang the writer, a link truncate
+ * the other file. */
+START_TEST(atomic_replace_makes_its_temporary_file_anew)
+{
+	char dir[PATH_MAX], path[PATH_MAX], tmp[PATH_MAX], other[PATH_MAX];
+	size_t len = 200000, got;
+	char *big = malloc(len);
+
+	ck_assert_ptr_nonnull(big);
+	memset(big, 'x', len);
+	test_mkdir(dir);
+	test_path(path, dir, "target");
+	test_path(tmp, dir, "target.tmp");
+	ck_assert_int_eq(mkfifo(tmp, 0600), 0);
+	alarm(10);	/* a hang fails the test instead of stalling it */
+	ck_assert_int_eq(atomic_replace(path, NULL, big, len, 0600), 0);
+	alarm(0);
+	char *text = test_read_file(path, &got);
+	ck_assert_uint_eq(got, len);
+	free(text);
+	test_path(other, dir, "other");
+	FILE *f = fopen(other, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("keep me\n", f);
+	fclose(f);
+	ck_assert_int_eq(link(other, tmp), 0);
+	ck_assert_int_eq(atomic_replace(path, NULL, "new\n", 4, 0600), 0);
+	text = test_read_file(other, &got);
+	ck_assert_str_eq(text, "keep me\n");
+	free(text);
+	free(big);
+}
+END_TEST
+
 START_TEST(atomic_replace_is_whole_and_leaves_nothing)
 {
 	char dir[PATH_MAX], path[PATH_MAX], tmp[PATH_MAX], missing[PATH_MAX];
@@ -621,6 +656,7 @@ Suite *spool_suite(void)
 	tcase_add_test(tc, spool_open_takes_only_regular_files);
 	tcase_add_test(tc, envelope_too_large_is_not_a_write_error);
 	tcase_add_test(tc, atomic_replace_is_whole_and_leaves_nothing);
+	tcase_add_test(tc, atomic_replace_makes_its_temporary_file_anew);
 	suite_add_tcase(s, tc);
 	return s;
 }
