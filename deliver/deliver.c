@@ -426,6 +426,8 @@ static int load_queue(struct deliver *d)
 	return r == 0 ? 0 : -1;
 }
 
+static void keep_trigger(struct deliver *d);
+
 /* Takes in everything in incoming/, and tries again the loads that failed:
  * at every poke, and every INCOMING_SCAN_INTERVAL seconds, so that a
  * message whose poke was lost is not stranded. */
@@ -433,6 +435,7 @@ static void scan_incoming(struct deliver *d, time_t now)
 {
 	struct id_list ids, retry = d->retry;
 
+	keep_trigger(d);
 	memset(&d->retry, 0, sizeof d->retry);	/* what fails now goes in anew */
 	d->next_scan = now + INCOMING_SCAN_INTERVAL;
 	if (list_folder(d, SPOOL_INCOMING, &ids) >= 0) {	/* the rest next time */
@@ -1420,6 +1423,35 @@ static int open_trigger(struct deliver *d)
 		fprintf(stderr, "tern-deliver: %s: not a FIFO\n", path);
 	}
 	return d->trigger_fd;
+}
+
+/* The trigger removed or replaced under a running tern-deliver (by hand,
+ * or a restore) would take every poke elsewhere: each scan checks that
+ * the FIFO at its name is the one held open, and makes it anew if not. */
+static void keep_trigger(struct deliver *d)
+{
+	char path[PATH_MAX];
+	struct stat named, held;
+
+	if (d->trigger_fd < 0 ||
+	    spool_path(path, sizeof path, d->conf.spool, SPOOL_TRIGGER, NULL) < 0)
+		return;
+	if (lstat(path, &named) == 0 && S_ISFIFO(named.st_mode) &&
+	    fstat(d->trigger_fd, &held) == 0 &&
+	    named.st_dev == held.st_dev && named.st_ino == held.st_ino)
+		return;
+	int old = d->trigger_fd;
+	if (unlink(path) < 0 && errno != ENOENT) {
+		log_event("error", "what=trigger path=%s error=%s", path, strerror(errno));
+		return;
+	}
+	if (spool_create(d->conf.spool) < 0 || open_trigger(d) < 0) {
+		log_event("error", "what=trigger path=%s error=%s", path, strerror(errno));
+		d->trigger_fd = old;	/* the rescans go on meanwhile */
+		return;
+	}
+	close(old);
+	log_event("trigger_renewed", "path=%s", path);
 }
 
 static void run_loop(struct deliver *d)

@@ -6,6 +6,7 @@ import re
 import resource
 import shutil
 import signal
+import stat
 import subprocess
 import threading
 
@@ -72,6 +73,12 @@ def test_a_message_whose_poke_was_lost_is_delivered_anyway():
         (msg,) = t.wait_for_messages("alice", 1, timeout=70)
         assert msg.endswith(MESSAGE)
         t.wait_spool_empty()
+        # that scan made the trigger anew and holds it open: the next poke
+        # wakes tern-deliver at once, not at the next scan 30 s later
+        wait_until(lambda: "trigger_renewed" in t.log("deliver"), 10, "a new trigger")
+        assert stat.S_ISFIFO(os.lstat(trigger).st_mode)
+        queue(t, rcpt=b"bob@example.test", qid="Poked1")
+        t.wait_for_messages("bob", 1, timeout=20)
 
 
 # ---- files that are not regular files ----
