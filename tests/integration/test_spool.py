@@ -173,6 +173,20 @@ def strace_calls(text):
     return calls
 
 
+def traced_deliver(t, trace_path, calls):
+    """Starts T's tern-deliver under strace -f -y, tracing CALLS into
+    TRACE_PATH; returns (the environment, the strace process)."""
+    # LeakSanitizer cannot run under ptrace
+    env = t.env({"ASAN_OPTIONS": "abort_on_error=0:detect_leaks=0"}
+                if harness.SANITIZED else None)
+    with open(t.deliver_log, "ab") as log:
+        strace = subprocess.Popen(
+            ["strace", "-f", "-y", "-o", trace_path, "-e", "trace=" + calls,
+             t.program("tern-deliver"), "-C", t.conf],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
+    return env, strace
+
+
 def fsync_after(trace, sub):
     """Checks that every successful link or rename into the spool's SUB/
     in TRACE is followed by an fsync of SUB/ itself before that process's
@@ -204,16 +218,8 @@ def test_take_in_state_and_requests_fsync_their_folders():
         # file is written
         shutil.rmtree(os.path.join(t.dir, "mail", "bob"))
         trace_path = os.path.join(t.dir, "trace")
-        # LeakSanitizer cannot run under ptrace
-        env = t.env({"ASAN_OPTIONS": "abort_on_error=0:detect_leaks=0"}
-                    if harness.SANITIZED else None)
-        log = open(t.deliver_log, "ab")
-        strace = subprocess.Popen(
-            ["strace", "-f", "-y", "-o", trace_path, "-e",
-             "trace=fsync,rename,renameat,renameat2,link,linkat",
-             t.program("tern-deliver"), "-C", t.conf],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
-        log.close()
+        env, strace = traced_deliver(t, trace_path,
+                                     "fsync,rename,renameat,renameat2,link,linkat")
         try:
             wait_until(lambda: "start spool=" in t.log("deliver"), 20, "tern-deliver to start")
             code, err = t.queue(envelope(b"alice@example.test", b"bob@example.test"), MESSAGE,
@@ -380,14 +386,7 @@ def test_a_take_in_cut_short_is_fsynced_before_incoming_goes():
         os.link(os.path.join(t.spool, "incoming", "HalfTaken1"),
                 os.path.join(t.spool, "queue", "HalfTaken1"))
         trace_path = os.path.join(t.dir, "trace")
-        env = t.env({"ASAN_OPTIONS": "abort_on_error=0:detect_leaks=0"}
-                    if harness.SANITIZED else None)
-        log = open(t.deliver_log, "ab")
-        strace = subprocess.Popen(
-            ["strace", "-f", "-y", "-o", trace_path, "-e",
-             "trace=fsync,link,linkat,unlink,unlinkat", t.program("tern-deliver"), "-C", t.conf],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
-        log.close()
+        _, strace = traced_deliver(t, trace_path, "fsync,link,linkat,unlink,unlinkat")
         try:
             t.wait_for_messages("alice", 1)
             t.wait_spool_empty()
