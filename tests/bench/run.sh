@@ -1,10 +1,12 @@
 #!/bin/sh
-# make bench: accepted and delivered messages per second, and the memory of
-# one tern-smtpd, driven by Postfix's smtp-source on loopback.
+# make bench: tern and Postfix side by side, accepted and delivered messages
+# per second, driven by Postfix's smtp-source on loopback, one message per
+# connection, both servers' spools and Maildirs on one journaled ext4 file
+# system made on a loop device (as root). Not root: tern alone, root fs.
 # Usage: tests/bench/run.sh BUILD_DIR
+# BENCH_MESSAGES: messages per 1 KiB run (100 KiB runs send a quarter).
 set -eu
 build=$(cd "${1:-build}" && pwd)
-top=$(pwd)
 
 if ! command -v smtp-source >/dev/null 2>&1 && [ ! -x /usr/sbin/smtp-source ]; then
 	if [ "$(id -u)" != 0 ]; then
@@ -19,16 +21,32 @@ if ! command -v smtp-source >/dev/null 2>&1 && [ ! -x /usr/sbin/smtp-source ]; t
 fi
 PATH=/usr/sbin:$PATH
 
-messages=${BENCH_MESSAGES:-2000}
+messages=${BENCH_MESSAGES:-600}
+runs=3
+bench_user=ternbench
 work=$(mktemp -d /tmp/tern-bench.XXXXXX)
 chmod 755 "$work"
+fs=$work
+loop=
+mounted=
+postfix_conf=
+user_made=
+
 cleanup() {
 	[ -n "${server:-}" ] && kill "$server" 2>/dev/null || true
 	[ -n "${deliver:-}" ] && kill "$deliver" 2>/dev/null || true
+	[ -n "${tracer:-}" ] && kill "$tracer" 2>/dev/null || true
 	wait 2>/dev/null || true
+	[ -n "$postfix_conf" ] && postfix -c "$postfix_conf" stop >/dev/null 2>&1 || true
+	[ -n "$user_made" ] && userdel "$bench_user" 2>/dev/null || true
+	if [ -n "$mounted" ]; then
+		umount "$fs" 2>/dev/null || umount -l "$fs" 2>/dev/null || true
+	fi
+	[ -n "$loop" ] && losetup -d "$loop" 2>/dev/null || true
 	rm -rf "$work"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 free_port() {
 	/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -38,42 +56,203 @@ now_ms() { date +%s%3N; }
 
 rate() { awk -v n="$1" -v ms="$2" 'BEGIN { printf "%.1f", n * 1000 / (ms > 0 ? ms : 1) }'; }
 
-count_new() { find "$1" -type f | wc -l; }
+count_new() { find "$1" -type f 2>/dev/null | wc -l; }
 
-printf '%-12s %-8s %12s %12s\n' clients size accepted/s delivered/s
-for size in 1024 102400; do
-	for clients in 1 20; do
-		inst="$work/i-$size-$clients"
-		"$build/ternctl" init "$inst" --domain bench.test --user sink >/dev/null
-		conf="$inst/etc/tern.conf"
-		port=$(free_port)
-		"$build/tern-deliver" -C "$conf" 2>"$inst/deliver.log" &
-		deliver=$!
-		tcpserver -H -R -l localhost -c 200 -b 1024 127.0.0.1 "$port" \
-			"$build/tern-smtpd" -C "$conf" 2>"$inst/smtpd.log" &
-		server=$!
-		sleep 0.3
-		n=$messages
-		[ "$size" -gt 10000 ] && n=$((messages / 4))
-		start=$(now_ms)
-		smtp-source -s "$clients" -m "$n" -l "$size" -f sender@client.test \
-			-t sink@bench.test -M client.test "127.0.0.1:$port"
-		accepted_ms=$(( $(now_ms) - start ))
-		maildir="$inst/mail/sink/Maildir/new"
-		deadline=$(( $(date +%s) + 300 ))
-		while [ "$(count_new "$maildir")" -lt "$n" ] && [ "$(date +%s)" -lt "$deadline" ]; do
-			sleep 0.05
-		done
-		delivered_ms=$(( $(now_ms) - start ))
-		got=$(count_new "$maildir")
-		printf '%-12s %-8s %12s %12s\n' "$clients" "$size" \
-			"$(rate "$n" "$accepted_ms")" "$(rate "$got" "$delivered_ms")"
-		[ "$got" -eq "$n" ] || echo "  only $got of $n delivered" >&2
-		kill "$server" "$deliver" 2>/dev/null || true
-		wait "$server" "$deliver" 2>/dev/null || true
-		server= deliver=
+# wait_port PORT: until something accepts on 127.0.0.1:PORT, 10 s at most.
+wait_port() {
+	/usr/bin/python3 - "$1" <<'PY'
+import socket, sys, time
+deadline = time.time() + 10
+while time.time() < deadline:
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.05)
+sys.exit("nothing listens on 127.0.0.1:%s" % sys.argv[1])
+PY
+}
+
+# wait_count DIR N: until DIR holds N files, 300 s at most.
+wait_count() {
+	deadline=$(( $(date +%s) + 300 ))
+	while [ "$(count_new "$1")" -lt "$2" ] && [ "$(date +%s)" -lt "$deadline" ]; do
+		sleep 0.02
 	done
-done
+}
+
+# drive PORT RCPT MAILDIR_NEW CLIENTS SIZE N: sets acc and del (msg/s).
+drive() {
+	start=$(now_ms)
+	smtp-source -s "$4" -m "$6" -l "$5" -f sender@client.test \
+		-t "$2" -M client.test "127.0.0.1:$1"
+	accepted_ms=$(( $(now_ms) - start ))
+	wait_count "$3" "$6"
+	delivered_ms=$(( $(now_ms) - start ))
+	got=$(count_new "$3")
+	[ "$got" -eq "$6" ] || echo "  only $got of $6 delivered in $3" >&2
+	acc=$(rate "$6" "$accepted_ms")
+	del=$(rate "$got" "$delivered_ms")
+}
+
+make_loop_fs() {
+	truncate -s 2G "$work/img"
+	loop=$(losetup -f --show "$work/img")
+	mkfs.ext4 -q -N 500000 "$loop"
+	fs=$work/fs
+	mkdir "$fs"
+	mount "$loop" "$fs"
+	mounted=1
+	chmod 755 "$fs"
+}
+
+# tern_start NAME: an instance on the bench file system, its smtpd on $port.
+tern_start() {
+	inst=$fs/$1
+	"$build/ternctl" init "$inst" --domain bench.test --user sink >/dev/null
+	conf=$inst/etc/tern.conf
+	port=$(free_port)
+	${trace_deliver:-} "$build/tern-deliver" -C "$conf" 2>"$inst/deliver.log" &
+	deliver=$!
+	${trace_smtpd:-} tcpserver -H -R -l localhost -c 200 -b 1024 127.0.0.1 "$port" \
+		"$build/tern-smtpd" -C "$conf" 2>"$inst/smtpd.log" &
+	server=$!
+	wait_port "$port"
+	tern_new=$inst/mail/sink/Maildir/new
+}
+
+tern_stop() {
+	kill "$server" "$deliver" 2>/dev/null || true
+	wait "$server" "$deliver" 2>/dev/null || true
+	server= deliver=
+	rm -rf "$inst"
+}
+
+# tern_run CLIENTS SIZE N: a fresh instance, one measured run.
+tern_run() {
+	tern_start "tern-$1-$2"
+	drive "$port" sink@bench.test "$tern_new" "$1" "$2" "$3"
+	tern_stop
+}
+
+# postfix_setup: Postfix's own config and queue directory on the bench file
+# system, smtpd on a loopback port only, local(8) into a bench user's Maildir.
+postfix_setup() {
+	postfix_conf=$fs/postfix-etc
+	mkdir -p "$postfix_conf" "$fs/postfix-queue" "$fs/postfix-data"
+	chown postfix "$fs/postfix-data"
+	postfix_port=$(free_port)
+	bench_home=$fs/bench-home
+	if getent passwd "$bench_user" >/dev/null; then
+		echo "user $bench_user exists already; remove it first" >&2
+		exit 1
+	fi
+	useradd -M -d "$bench_home" -s /usr/sbin/nologin "$bench_user"
+	user_made=1
+	mkdir "$bench_home"
+	chown "$bench_user" "$bench_home"
+	cat >"$postfix_conf/main.cf" <<EOF
+compatibility_level = 3.6
+queue_directory = $fs/postfix-queue
+data_directory = $fs/postfix-data
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+myhostname = bench.test
+mydomain = bench.test
+myorigin = bench.test
+mydestination = bench.test
+mynetworks = 127.0.0.0/8
+relayhost =
+smtpd_peername_lookup = no
+smtp_dns_support_level = disabled
+maillog_file = $fs/postfix-maillog
+maillog_file_prefixes = $fs
+home_mailbox = Maildir/
+alias_maps =
+alias_database =
+biff = no
+default_process_limit = 200
+EOF
+	# Debian's services, chroot off, no smtpd on port 25, no pipe services.
+	{
+		printf '127.0.0.1:%s inet n - n - - smtpd\n' "$postfix_port"
+		awk '/^[a-z]/ && $2 != "inet" && $8 != "pipe" {
+			$5 = "n"; print }' /etc/postfix/master.cf
+	} >"$postfix_conf/master.cf"
+	postfix -c "$postfix_conf" check >/dev/null 2>&1 || true
+	postfix -c "$postfix_conf" set-permissions >/dev/null 2>&1 || true
+}
+
+postfix_start() {
+	${trace_postfix:-} postfix -c "$postfix_conf" start >"$fs/postfix-start.log" 2>&1 || { cat "$fs/postfix-start.log" "$fs/postfix-maillog" >&2; exit 1; }
+	wait_port "$postfix_port"
+	# Never port 25, never a non-loopback address.
+	if ss -ltnp | grep master | grep -v "127.0.0.1:$postfix_port" | grep -q .; then
+		echo "Postfix listens beyond 127.0.0.1:$postfix_port; stopping" >&2
+		ss -ltnp | grep master >&2
+		exit 1
+	fi
+}
+
+postfix_stop() { postfix -c "$postfix_conf" stop >/dev/null 2>&1 || true; }
+
+# postfix_run CLIENTS SIZE N: an empty Maildir, one measured run.
+postfix_run() {
+	rm -rf "$bench_home/Maildir"
+	drive "$postfix_port" "$bench_user@bench.test" "$bench_home/Maildir/new" "$1" "$2" "$3"
+}
+
+median3() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
+
+# compare CLIENTS SIZE: interleaved runs, one row.
+compare() {
+	n=$messages
+	[ "$2" -gt 10000 ] && n=$((messages / 4))
+	pa= pd= ta= td= ra= rd=
+	i=0
+	while [ "$i" -lt "$runs" ]; do
+		postfix_run "$1" "$2" "$n"
+		p_acc=$acc p_del=$del
+		tern_run "$1" "$2" "$n"
+		t_acc=$acc t_del=$del
+		pa="$pa $p_acc" pd="$pd $p_del" ta="$ta $t_acc" td="$td $t_del"
+		ra="$ra $(awk -v t="$t_acc" -v p="$p_acc" 'BEGIN { printf "%.2f", t / p }')"
+		rd="$rd $(awk -v t="$t_del" -v p="$p_del" 'BEGIN { printf "%.2f", t / p }')"
+		i=$((i + 1))
+	done
+	printf '%-8s %-8s %9s %9s %9s %9s %7s %7s\n' "$1" "$2" \
+		"$(median3 $pa)" "$(median3 $pd)" "$(median3 $ta)" "$(median3 $td)" \
+		"$(median3 $ra)" "$(median3 $rd)"
+}
+
+if [ "$(id -u)" = 0 ]; then
+	make_loop_fs
+	postfix_setup
+	postfix_start
+	echo "tern vs Postfix $(postconf -d -h mail_version), journaled ext4 on $loop," \
+		"smtp-source, one message per connection, $messages messages" \
+		"(a quarter at 100 KiB), medians of $runs interleaved runs"
+	printf '%-8s %-8s %9s %9s %9s %9s %7s %7s\n' clients size \
+		pfx-acc pfx-del tern-acc tern-del r-acc r-del
+	for size in 1024 102400; do
+		for clients in 1 20 100; do
+			compare "$clients" "$size"
+		done
+	done
+	postfix_stop
+else
+	echo "the comparison with Postfix needs root (a loop file system, a Postfix" \
+		"instance, a bench user); tern alone on the root file system:"
+	printf '%-8s %-8s %9s %9s\n' clients size tern-acc tern-del
+	for size in 1024 102400; do
+		for clients in 1 20 100; do
+			n=$messages
+			[ "$size" -gt 10000 ] && n=$((messages / 4))
+			tern_run "$clients" "$size" "$n"
+			printf '%-8s %-8s %9s %9s\n' "$clients" "$size" "$acc" "$del"
+		done
+	done
+fi
 
 # Memory: the PSS of one tern-smtpd holding an idle session.
 inst="$work/mem"
@@ -82,7 +261,7 @@ port=$(free_port)
 tcpserver -H -R -l localhost -c 10 -b 10 127.0.0.1 "$port" \
 	"$build/tern-smtpd" -C "$inst/etc/tern.conf" 2>/dev/null &
 server=$!
-sleep 0.3
+wait_port "$port"
 /usr/bin/python3 - "$port" <<'PY'
 import re, smtplib, subprocess, sys, time
 s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), local_hostname="client.test")
@@ -101,3 +280,6 @@ for pid in pids:
     break
 s.quit()
 PY
+kill "$server" 2>/dev/null || true
+wait "$server" 2>/dev/null || true
+server=
