@@ -81,11 +81,25 @@ wait_count() {
 	done
 }
 
-# drive PORT RCPT MAILDIR_NEW CLIENTS SIZE N: sets acc and del (msg/s).
+# drive PORT RCPT MAILDIR_NEW CLIENTS SIZE N [PER_CONNECTION]: sets acc and
+# del (msg/s). PER_CONNECTION > 1: batches of CLIENTS sessions that each send
+# PER_CONNECTION messages before they disconnect (smtp-source -d).
 drive() {
+	per=${7:-1}
 	start=$(now_ms)
-	smtp-source -s "$4" -m "$6" -l "$5" -f sender@client.test \
-		-t "$2" -M client.test "127.0.0.1:$1"
+	if [ "$per" -gt 1 ]; then
+		batch=$(( $4 * per ))
+		left=$6
+		while [ "$left" -gt 0 ]; do
+			[ "$left" -lt "$batch" ] && batch=$left
+			smtp-source -d -s "$4" -m "$batch" -l "$5" -f sender@client.test \
+				-t "$2" -M client.test "127.0.0.1:$1"
+			left=$(( left - batch ))
+		done
+	else
+		smtp-source -s "$4" -m "$6" -l "$5" -f sender@client.test \
+			-t "$2" -M client.test "127.0.0.1:$1"
+	fi
 	accepted_ms=$(( $(now_ms) - start ))
 	wait_count "$3" "$6"
 	delivered_ms=$(( $(now_ms) - start ))
@@ -128,10 +142,10 @@ tern_stop() {
 	rm -rf "$inst"
 }
 
-# tern_run CLIENTS SIZE N: a fresh instance, one measured run.
+# tern_run CLIENTS SIZE N [PER_CONNECTION]: a fresh instance, one measured run.
 tern_run() {
 	tern_start "tern-$1-$2"
-	drive "$port" sink@bench.test "$tern_new" "$1" "$2" "$3"
+	drive "$port" sink@bench.test "$tern_new" "$1" "$2" "$3" "${4:-1}"
 	tern_stop
 }
 
@@ -196,33 +210,92 @@ postfix_start() {
 
 postfix_stop() { postfix -c "$postfix_conf" stop >/dev/null 2>&1 || true; }
 
-# postfix_run CLIENTS SIZE N: an empty Maildir, one measured run.
+# postfix_run CLIENTS SIZE N [PER_CONNECTION]: an empty Maildir, one measured run.
 postfix_run() {
 	rm -rf "$bench_home/Maildir"
-	drive "$postfix_port" "$bench_user@bench.test" "$bench_home/Maildir/new" "$1" "$2" "$3"
+	drive "$postfix_port" "$bench_user@bench.test" "$bench_home/Maildir/new" \
+		"$1" "$2" "$3" "${4:-1}"
 }
 
 median3() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
 
-# compare CLIENTS SIZE: interleaved runs, one row.
+# compare CLIENTS SIZE [PER_CONNECTION]: interleaved runs, one row.
 compare() {
+	per=${3:-1}
 	n=$messages
 	[ "$2" -gt 10000 ] && n=$((messages / 4))
 	pa= pd= ta= td= ra= rd=
 	i=0
 	while [ "$i" -lt "$runs" ]; do
-		postfix_run "$1" "$2" "$n"
+		postfix_run "$1" "$2" "$n" "$per"
 		p_acc=$acc p_del=$del
-		tern_run "$1" "$2" "$n"
+		tern_run "$1" "$2" "$n" "$per"
 		t_acc=$acc t_del=$del
 		pa="$pa $p_acc" pd="$pd $p_del" ta="$ta $t_acc" td="$td $t_del"
 		ra="$ra $(awk -v t="$t_acc" -v p="$p_acc" 'BEGIN { printf "%.2f", t / p }')"
 		rd="$rd $(awk -v t="$t_del" -v p="$p_del" 'BEGIN { printf "%.2f", t / p }')"
 		i=$((i + 1))
 	done
-	printf '%-8s %-8s %9s %9s %9s %9s %7s %7s\n' "$1" "$2" \
+	label=$1
+	[ "$per" -gt 1 ] && label="$1x$per"
+	printf '%-8s %-8s %9s %9s %9s %9s %7s %7s\n' "$label" "$2" \
 		"$(median3 $pa)" "$(median3 $pd)" "$(median3 $ta)" "$(median3 $td)" \
 		"$(median3 $ra)" "$(median3 $rd)"
+}
+
+# descendants PID...: the PIDs and all their descendants.
+descendants() {
+	for pid in "$@"; do
+		echo "$pid"
+		descendants $(pgrep -P "$pid" || true)
+	done
+}
+
+# trace_begin PID...: strace -f -c attached to the PIDs and their descendants.
+trace_begin() {
+	trace_out=$work/strace.$$.$(now_ms)
+	set -- $(descendants "$@")
+	args=
+	for pid in "$@"; do args="$args -p $pid"; done
+	strace -f -c -o "$trace_out" -e trace=execve,fsync,fdatasync,sync_file_range \
+		$args 2>"$trace_out.log" &
+	tracer=$!
+	for pid in "$@"; do
+		tries=0
+		while [ "$(awk '/^TracerPid:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo 1)" = 0 ] &&
+			[ "$tries" -lt 200 ]; do
+			sleep 0.02
+			tries=$((tries + 1))
+		done
+	done
+}
+
+# trace_end N: stops the tracer, sets per_message to its execs and fsyncs.
+trace_end() {
+	kill -TERM "$tracer" 2>/dev/null || true
+	wait "$tracer" 2>/dev/null || true
+	tracer=
+	per_message=$(awk -v n="$1" '$NF == "execve" { e += $4 }
+		$NF == "fsync" || $NF == "fdatasync" || $NF == "sync_file_range" { f += $4 }
+		END { printf "%.2f execs, %.2f fsyncs", e / n, f / n }' "$trace_out")
+}
+
+# syscalls_per_message: strace over 100 messages, 20 clients, 1 KiB, each server.
+syscalls_per_message() {
+	n=100
+	if [ -n "$postfix_conf" ]; then
+		rm -rf "$bench_home/Maildir"
+		trace_begin "$(head -n 1 "$fs/postfix-queue/pid/master.pid" | tr -d ' ')"
+		drive "$postfix_port" "$bench_user@bench.test" "$bench_home/Maildir/new" 20 1024 "$n"
+		trace_end "$n"
+		echo "Postfix per message: $per_message (strace -f -c, $n messages, 20 clients, 1 KiB)"
+	fi
+	tern_start tern-strace
+	trace_begin "$server" "$deliver"
+	drive "$port" sink@bench.test "$tern_new" 20 1024 "$n"
+	trace_end "$n"
+	echo "tern per message: $per_message (strace -f -c, $n messages, 20 clients, 1 KiB)"
+	tern_stop
 }
 
 if [ "$(id -u)" = 0 ]; then
@@ -239,6 +312,8 @@ if [ "$(id -u)" = 0 ]; then
 			compare "$clients" "$size"
 		done
 	done
+	compare 20 1024 10
+	syscalls_per_message
 	postfix_stop
 else
 	echo "the comparison with Postfix needs root (a loop file system, a Postfix" \
@@ -252,6 +327,7 @@ else
 			printf '%-8s %-8s %9s %9s\n' "$clients" "$size" "$acc" "$del"
 		done
 	done
+	syscalls_per_message
 fi
 
 # Memory: the PSS of one tern-smtpd holding an idle session.
