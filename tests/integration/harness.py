@@ -180,11 +180,7 @@ class Instance:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def sanitizer_reports(self):
-        text = self.log("smtpd") + self.log("deliver")
-        lines = [l for l in text.splitlines()
-                 if "AddressSanitizer" in l or "runtime error" in l
-                 or "LeakSanitizer" in l]
-        return "\n".join(lines)
+        return sanitizer_lines(self.log("smtpd") + self.log("deliver"))
 
     def __enter__(self):
         return self
@@ -198,12 +194,7 @@ class Instance:
 
     # ---- looking at results ----
     def log(self, which="smtpd"):
-        path = self.smtpd_log if which == "smtpd" else self.deliver_log
-        try:
-            with open(path, errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
+        return read_log(self.smtpd_log if which == "smtpd" else self.deliver_log)
 
     def maildir(self, user):
         return os.path.join(self.dir, "mail", user, "Maildir")
@@ -352,6 +343,22 @@ class _Transcript:
                 break
             self.data += chunk
         return self.data.decode("utf-8", "replace")
+
+
+def read_log(path):
+    """A log file's text; "" if it is not there yet."""
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+def sanitizer_lines(text):
+    """The lines of TEXT in which a sanitizer complained, joined."""
+    return "\n".join(l for l in text.splitlines()
+                     if "AddressSanitizer" in l or "runtime error" in l
+                     or "LeakSanitizer" in l)
 
 
 def install_tree():

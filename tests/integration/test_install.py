@@ -190,16 +190,10 @@ class Installed:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def log(self, which):
-        path = self.smtpd_log if which == "smtpd" else self.deliver_log
-        try:
-            with open(path, errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
+        return harness.read_log(self.smtpd_log if which == "smtpd" else self.deliver_log)
 
     def sanitizer_reports(self):
-        return [l for l in (self.log("smtpd") + self.log("deliver")).splitlines()
-                if "AddressSanitizer" in l or "runtime error" in l or "LeakSanitizer" in l]
+        return harness.sanitizer_lines(self.log("smtpd") + self.log("deliver"))
 
     # ---- clients ----
     def send(self, rcpt):
