@@ -1,0 +1,75 @@
+#include "cleanup.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "deliver.h"
+#include "log.h"
+#include "util.h"
+
+#define CLEANUP_INTERVAL 3600
+
+static void remove_old_files(const char *folder, time_t now, time_t max_age,
+			     bool (*wanted)(const char *name, void *arg), void *arg)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	DIR *dir = opendir(folder);
+
+	if (dir == NULL)
+		return;
+	struct dirent *e;
+	while ((e = readdir(dir)) != NULL) {
+		if (e->d_name[0] == '.' || path_join(path, sizeof path, folder, e->d_name) < 0)
+			continue;
+		if (wanted != NULL && !wanted(e->d_name, arg))
+			continue;
+		if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && now - st.st_mtime >= max_age) {
+			unlink(path);
+			log_event("cleanup", "path=%s", path);
+		}
+	}
+	closedir(dir);
+}
+
+static bool orphan_state(const char *name, void *arg)
+{
+	struct deliver *d = arg;
+	char path[PATH_MAX];
+
+	if (strstr(name, ".tmp") != NULL)
+		return true;
+	if (find_message(&d->store, name) != NULL)
+		return false;
+	static const char *const folders[] = { SPOOL_QUEUE, SPOOL_INCOMING };
+	for (size_t i = 0; i < 2; i++) {
+		if (spool_path(path, sizeof path, d->conf.spool, folders[i], name) < 0)
+			return false;
+		if (access(path, F_OK) == 0 || errno != ENOENT)
+			return false;
+	}
+	return true;
+}
+
+static bool control_leftover(const char *name, void *arg)
+{
+	(void)arg;
+	return strncmp(name, "tmp.", 4) == 0 || strcmp(name, "counters.tmp") == 0;
+}
+
+void cleanup(struct deliver *d, time_t now)
+{
+	char path[PATH_MAX];
+
+	if (spool_path(path, sizeof path, d->conf.spool, SPOOL_TMP, NULL) == 0)
+		remove_old_files(path, now, SPOOL_TMP_MAX_AGE, NULL, NULL);
+	if (spool_path(path, sizeof path, d->conf.spool, SPOOL_STATE, NULL) == 0)
+		remove_old_files(path, now, 0, orphan_state, d);
+	if (spool_path(path, sizeof path, d->conf.spool, SPOOL_CONTROL, NULL) == 0)
+		remove_old_files(path, now, 3600, control_leftover, NULL);
+	d->next_cleanup = now + CLEANUP_INTERVAL;
+}

@@ -1,0 +1,44 @@
+/* deliver: the state tern-deliver's modules share.
+ *
+ * Promises: one struct deliver per process, made and freed by main.c;
+ * every module takes it by pointer and keeps no state of its own.  Who
+ * owns what: the messages are the store's (store.h), the running local
+ * deliveries the local agents' (local_agent.h, opaque), the reports in
+ * flight reports.h's, the counters outcome.h's. */
+#ifndef TERN_DELIVER_H
+#define TERN_DELIVER_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <time.h>
+
+#include "conf.h"
+#include "intake.h"
+#include "local_agent.h"
+#include "outcome.h"
+#include "recipient.h"
+#include "reports.h"
+#include "store.h"
+
+struct delivery_ticket;		/* dispatch.c's: a local delivery under way */
+
+struct deliver {
+	struct tern_conf conf;
+	struct recipient_tables tables;
+	char local_program[PATH_MAX];
+	char queue_program[PATH_MAX];
+	bool have_remote;
+	bool as_root;		/* started as root outside an instance */
+	struct message_store store;
+	struct local_agents *agents;
+	struct delivery_ticket *tickets;
+	struct report_job reports[REPORTS_MAX];
+	int trigger_fd;
+	bool stopping;
+	time_t next_cleanup;
+	time_t next_scan;	/* of incoming/, poke or not */
+	struct id_list retry;	/* messages in queue/ whose load failed */
+	struct counters counters;
+};
+
+#endif

@@ -1,0 +1,254 @@
+#include "intake.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "deliver.h"
+#include "log.h"
+#include "trigger.h"
+#include "util.h"
+
+#define INCOMING_SCAN_INTERVAL 30	/* seconds; a lost poke strands nothing longer */
+
+static int id_list_add(struct id_list *l, const char *id)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->ids[i], id) == 0)
+			return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		char (*more)[QID_MAX] = realloc(l->ids, cap * sizeof *more);
+		if (more == NULL)
+			return -1;
+		l->ids = more;
+		l->cap = cap;
+	}
+	str_copy(l->ids[l->n++], QID_MAX, id);
+	return 0;
+}
+
+void id_list_free(struct id_list *l)
+{
+	free(l->ids);
+	memset(l, 0, sizeof *l);
+}
+
+/* A load that failed for a reason that may pass (a read error, memory):
+ * tried again at the next scan of incoming/. */
+static void retry_later(struct deliver *d, const char *id)
+{
+	if (id_list_add(&d->retry, id) < 0)
+		log_event("error", "id=%s what=memory error=\"cannot note the message for a retry\"",
+			  id);
+}
+
+/* Reads queue/ID and its state into memory.  A file that is not a
+ * regular file, or not a whole message, is logged and left alone. */
+static void load_message(struct deliver *d, const char *id)
+{
+	char queued[PATH_MAX];
+	struct envelope env;
+
+	if (find_message(&d->store, id) != NULL || !qid_valid(id))
+		return;
+	if (spool_path(queued, sizeof queued, d->conf.spool, SPOOL_QUEUE, id) < 0)
+		return;
+	int fd = spool_open(queued);
+	if (fd == SPOOL_NOT_REGULAR) {
+		log_event("error", "id=%s what=open error=\"not a regular file; skipped\"", id);
+		return;
+	}
+	if (fd < 0) {
+		log_event("error", "id=%s what=open error=%s", id, strerror(errno));
+		if (errno != ENOENT)
+			retry_later(d, id);
+		return;
+	}
+	int r = spool_read_envelope(fd, &env);
+	close(fd);
+	if (r < 0) {
+		log_event("error", "id=%s what=read error=%s", id, strerror(errno));
+		if (errno != EBADMSG)
+			retry_later(d, id);
+		return;
+	}
+	struct message *m = calloc(1, sizeof *m);
+	if (m == NULL || (m->sender = strdup(env.sender)) == NULL) {
+		free(m);
+		spool_free_envelope(&env);
+		log_event("error", "id=%s what=memory", id);
+		retry_later(d, id);
+		return;
+	}
+	str_copy(m->id, sizeof m->id, id);
+	m->queued = env.queued;
+	m->msglen = env.msglen;
+	struct rcpt_record *records;
+	size_t nrecords;
+	int st = spool_read_state(d->conf.spool, id, &records, &nrecords);
+	if (st < 0) {
+		log_event("error", "id=%s what=state error=%s", id, strerror(errno));
+		if (errno != EBADMSG) {	/* its record may be fine: never guess */
+			spool_free_envelope(&env);
+			free_message(m);
+			retry_later(d, id);
+			return;
+		}
+	}
+	if (st == 1) {
+		m->rcpts = records;
+		m->n = m->cap = nrecords;
+	} else {
+		for (size_t i = 0; i < env.nrcpts; i++) {
+			if (add_rcpt(m, env.rcpts[i], env.rcpts[i], 0) < 0) {
+				/* never a message with recipients left out */
+				log_event("error", "id=%s what=memory", id);
+				spool_free_envelope(&env);
+				free_message(m);
+				retry_later(d, id);
+				return;
+			}
+		}
+	}
+	spool_free_envelope(&env);
+	m->dirty = false;
+	append_message(&d->store, m);
+}
+
+/* Links incoming/ID to queue/ID: 1 if it did, 0 if queue/ID already was
+ * that very file (a take-in cut short by a crash), -1 if it stays. */
+static int link_in(struct deliver *d, const char *id)
+{
+	char incoming[PATH_MAX], queued[PATH_MAX];
+	struct stat in, q;
+
+	if (spool_path(incoming, sizeof incoming, d->conf.spool, SPOOL_INCOMING, id) < 0 ||
+	    spool_path(queued, sizeof queued, d->conf.spool, SPOOL_QUEUE, id) < 0)
+		return -1;
+	if (link(incoming, queued) == 0)
+		return 1;
+	if (errno == ENOENT)
+		return -1;	/* not (or no longer) in incoming/ */
+	if (errno != EEXIST) {
+		log_event("error", "id=%s what=link error=%s", id, strerror(errno));
+		return -1;
+	}
+	if (lstat(incoming, &in) == 0 && lstat(queued, &q) == 0 && in.st_dev == q.st_dev &&
+	    in.st_ino == q.st_ino)
+		return 0;
+	log_event("error", "id=%s what=link error=\"incoming/%s and queue/%s are different "
+		  "files; both left for the administrator\"", id, id, id);
+	return -1;
+}
+
+/* Moves the N messages IDS from incoming/ to queue/ and loads them.  The
+ * move is link, fsync queue/, unlink (never rename alone, which a file
+ * system without a journal may lose both names of in a crash): at every
+ * moment the message has a durable name.  One fsync serves them all. */
+static void take_in(struct deliver *d, char (*ids)[QID_MAX], size_t n)
+{
+	char folder[PATH_MAX], path[PATH_MAX];
+	int *linked = calloc(n ? n : 1, sizeof *linked);
+	size_t fresh = 0;
+
+	if (linked == NULL) {
+		log_event("error", "what=memory error=\"cannot take in incoming/\"");
+		return;	/* the next scan tries again */
+	}
+	for (size_t i = 0; i < n; i++)	/* a link from before a crash may be unwritten */
+		if ((linked[i] = link_in(d, ids[i])) >= 0)
+			fresh++;
+	if (spool_path(folder, sizeof folder, d->conf.spool, SPOOL_QUEUE, NULL) < 0 ||
+	    (fresh > 0 && fsync_dir(folder) < 0)) {
+		log_event("error", "what=fsync path=%s error=%s", folder, strerror(errno));
+		for (size_t i = 0; i < n; i++)	/* still in incoming/: the next scan */
+			if (linked[i] == 1 &&
+			    spool_path(path, sizeof path, d->conf.spool, SPOOL_QUEUE, ids[i]) == 0)
+				unlink(path);
+		free(linked);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (linked[i] < 0 ||
+		    spool_path(path, sizeof path, d->conf.spool, SPOOL_INCOMING, ids[i]) < 0)
+			continue;
+		unlink(path);
+		if (linked[i] == 1)	/* it has no past: a state/ID is a leftover */
+			discard_state(d->conf.spool, ids[i]);
+		load_message(d, ids[i]);
+	}
+	free(linked);
+}
+
+void take_in_one(struct deliver *d, const char *id)
+{
+	char one[1][QID_MAX];
+
+	if (str_copy(one[0], sizeof one[0], id))
+		take_in(d, one, 1);
+}
+
+/* The message names in FOLDER: 0, 1 if memory ran out with only some
+ * listed, -1 if it cannot be read. */
+static int list_folder(struct deliver *d, const char *folder, struct id_list *out)
+{
+	char path[PATH_MAX];
+
+	memset(out, 0, sizeof *out);
+	if (spool_path(path, sizeof path, d->conf.spool, folder, NULL) < 0)
+		return -1;
+	DIR *dir = opendir(path);
+	if (dir == NULL) {
+		log_event("error", "what=opendir path=%s error=%s", path, strerror(errno));
+		return -1;
+	}
+	struct dirent *e;
+	while ((e = readdir(dir)) != NULL) {
+		if (!qid_valid(e->d_name))
+			continue;	/* "." and "..", a *.tmp, anything else */
+		if (id_list_add(out, e->d_name) < 0) {
+			log_event("error", "what=memory path=%s", path);
+			closedir(dir);
+			return 1;
+		}
+	}
+	closedir(dir);
+	return 0;
+}
+
+/* queue/ is listed once, at start: all of it, or tern-deliver does not
+ * start (its supervisor starts it again), lest some sit there unseen. */
+int load_queue(struct deliver *d)
+{
+	struct id_list ids;
+
+	int r = list_folder(d, SPOOL_QUEUE, &ids);
+	for (size_t i = 0; r == 0 && i < ids.n; i++)
+		load_message(d, ids.ids[i]);
+	id_list_free(&ids);
+	return r == 0 ? 0 : -1;
+}
+
+/* Takes in everything in incoming/, and tries again the loads that failed:
+ * at every poke, and every INCOMING_SCAN_INTERVAL seconds, so that a
+ * message whose poke was lost is not stranded. */
+void scan_incoming(struct deliver *d, time_t now)
+{
+	struct id_list ids, retry = d->retry;
+
+	trigger_keep(d->conf.spool, &d->trigger_fd);
+	memset(&d->retry, 0, sizeof d->retry);	/* what fails now goes in anew */
+	d->next_scan = now + INCOMING_SCAN_INTERVAL;
+	if (list_folder(d, SPOOL_INCOMING, &ids) >= 0) {	/* the rest next time */
+		take_in(d, ids.ids, ids.n);
+		id_list_free(&ids);
+	}
+	for (size_t i = 0; i < retry.n; i++)
+		load_message(d, retry.ids[i]);
+	id_list_free(&retry);
+}

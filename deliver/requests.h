@@ -1,0 +1,19 @@
+/* requests: ternctl's requests, control/request.* files (ternctl(8)).
+ *
+ * Promises: apply_requests() applies each request file (flush, hold,
+ * release, bounce, delete, for the ids it names or, flush alone, for
+ * all), takes in from incoming/ first a message it names that is still
+ * there, records the changed state before it removes the file, and logs
+ * "request" (and "request_unknown" for an id it does not hold).  A file
+ * it cannot read now stays for the next poke; one that is not a regular
+ * file is removed. */
+#ifndef TERN_REQUESTS_H
+#define TERN_REQUESTS_H
+
+#include <time.h>
+
+struct deliver;
+
+void apply_requests(struct deliver *d, time_t now);
+
+#endif
