@@ -14,5 +14,6 @@ Suite *recipient_suite(void);
 Suite *dsn_suite(void);
 Suite *log_suite(void);
 Suite *queue_client_suite(void);
+Suite *crc32c_suite(void);
 
 #endif
