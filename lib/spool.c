@@ -10,10 +10,11 @@
 #include <unistd.h>
 
 #include "atomic.h"
+#include "crc32c.h"
 #include "util.h"
 
 static const char *const spool_dirs[] = {
-	SPOOL_TMP, SPOOL_INCOMING, SPOOL_QUEUE, SPOOL_STATE, SPOOL_CONTROL, NULL,
+	SPOOL_TMP, SPOOL_MESS, SPOOL_INCOMING, SPOOL_QUEUE, SPOOL_STATE, SPOOL_CONTROL, NULL,
 };
 
 int spool_path(char *out, size_t outsize, const char *spool, const char *dir,
@@ -51,26 +52,60 @@ int spool_create(const char *spool)
 	return 0;
 }
 
-int spool_write_envelope(int fd, uint64_t msglen, time_t queued, const char *sender,
-			 char *const *rcpts, size_t nrcpts)
+/* The envelope block, with room for FOOTER octets after it: *LEN is the
+ * block's length.  NULL with EMSGSIZE over SPOOL_ENVELOPE_MAX, ENOMEM. */
+static char *make_block(time_t queued, const char *sender, char *const *rcpts,
+			size_t nrcpts, size_t footer, size_t *len)
 {
 	size_t size = 64 + strlen(sender);
 	for (size_t i = 0; i < nrcpts; i++)
 		size += 6 + strlen(rcpts[i]);
 	if (size > SPOOL_ENVELOPE_MAX) {
 		errno = EMSGSIZE;
-		return -1;
+		return NULL;
 	}
-	char *block = malloc(size + SPOOL_FOOTER_SIZE + 1);
+	char *block = malloc(size + footer + 1);
 	if (block == NULL)
-		return -1;
+		return NULL;
 	size_t n = (size_t)snprintf(block, size, "time %lld\nfrom %s\n",
 				    (long long)queued, sender);
 	for (size_t i = 0; i < nrcpts; i++)
 		n += (size_t)snprintf(block + n, size - n, "rcpt %s\n", rcpts[i]);
+	*len = n;
+	return block;
+}
+
+int spool_write_envelope(int fd, uint64_t msglen, time_t queued, const char *sender,
+			 char *const *rcpts, size_t nrcpts)
+{
+	size_t n;
+	char *block = make_block(queued, sender, rcpts, nrcpts, SPOOL_FOOTER_SIZE, &n);
+	if (block == NULL)
+		return -1;
 	snprintf(block + n, SPOOL_FOOTER_SIZE + 1, "TERN1 %016" PRIx64 " %08zx\n",
 		 msglen, n);
 	int r = write_all(fd, block, n + SPOOL_FOOTER_SIZE);
+	free(block);
+	return r;
+}
+
+/* The TERN2 footer's envelope CRC covers the block and the footer up to
+ * the CRC itself: "TERN2 msglen envlen msgcrc ". */
+#define FOOTER2_COVERED 41
+
+int spool_write_envelope_file(int fd, uint64_t msglen, uint32_t msgcrc, time_t queued,
+			      const char *sender, char *const *rcpts, size_t nrcpts)
+{
+	size_t n;
+	char *block = make_block(queued, sender, rcpts, nrcpts, SPOOL_FOOTER2_SIZE, &n);
+	if (block == NULL)
+		return -1;
+	snprintf(block + n, FOOTER2_COVERED + 1, "TERN2 %016" PRIx64 " %08zx %08" PRIx32 " ",
+		 msglen, n, msgcrc);
+	uint32_t envcrc = crc32c_update(0, block, n + FOOTER2_COVERED);
+	snprintf(block + n + FOOTER2_COVERED, SPOOL_FOOTER2_SIZE - FOOTER2_COVERED + 1,
+		 "%08" PRIx32 "\n", envcrc);
+	int r = write_all(fd, block, n + SPOOL_FOOTER2_SIZE);
 	free(block);
 	return r;
 }
@@ -92,6 +127,22 @@ static int parse_footer(const char *footer, uint64_t *msglen, size_t *envlen)
 		return -1;
 	*msglen = strtoull(footer + 6, NULL, 16);
 	*envlen = (size_t)strtoul(footer + 23, NULL, 16);
+	return 0;
+}
+
+/* Exactly what spool_write_envelope_file writes. */
+static int parse_footer2(const char *footer, uint64_t *msglen, size_t *envlen,
+			 uint32_t *msgcrc, uint32_t *envcrc)
+{
+	if (memcmp(footer, "TERN2 ", 6) != 0 || !lower_hex(footer + 6, 16) ||
+	    footer[22] != ' ' || !lower_hex(footer + 23, 8) || footer[31] != ' ' ||
+	    !lower_hex(footer + 32, 8) || footer[40] != ' ' || !lower_hex(footer + 41, 8) ||
+	    footer[SPOOL_FOOTER2_SIZE - 1] != '\n')
+		return -1;
+	*msglen = strtoull(footer + 6, NULL, 16);
+	*envlen = (size_t)strtoul(footer + 23, NULL, 16);
+	*msgcrc = (uint32_t)strtoul(footer + 32, NULL, 16);
+	*envcrc = (uint32_t)strtoul(footer + 41, NULL, 16);
 	return 0;
 }
 
@@ -130,39 +181,90 @@ static int parse_block(struct envelope *env, size_t len)
 	return env->sender == NULL ? -1 : 0;
 }
 
-int spool_read_envelope(int fd, struct envelope *env)
+/* Reads ENVLEN octets of block at AT into ENV and parses them: 0, -1 with
+ * EBADMSG (freed), -1 with another errno (freed). */
+/* FOOTER2: the TERN2 footer whose ENVCRC the block must match, or NULL. */
+static int read_block(int fd, off_t at, size_t envlen, struct envelope *env,
+		      const char *footer2, uint32_t envcrc)
 {
-	struct stat st;
-	char footer[SPOOL_FOOTER_SIZE];
-	size_t envlen;
-
-	memset(env, 0, sizeof *env);
-	if (fstat(fd, &st) < 0)
-		return -1;
-	if (st.st_size < SPOOL_FOOTER_SIZE)
-		goto malformed;
-	off_t at = st.st_size - SPOOL_FOOTER_SIZE;
-	if (pread(fd, footer, sizeof footer, at) != (ssize_t)sizeof footer)
-		return -1;
-	if (parse_footer(footer, &env->msglen, &envlen) < 0 || envlen > SPOOL_ENVELOPE_MAX ||
-	    envlen > (uint64_t)at || env->msglen != (uint64_t)at - envlen)
-		goto malformed;
 	env->block = malloc(envlen + 1);
 	if (env->block == NULL)
 		return -1;
-	if (pread(fd, env->block, envlen, (off_t)env->msglen) != (ssize_t)envlen) {
+	if (pread(fd, env->block, envlen, at) != (ssize_t)envlen) {
 		spool_free_envelope(env);
 		return -1;
 	}
 	env->block[envlen] = '\0';
-	if (parse_block(env, envlen) < 0) {
-		spool_free_envelope(env);
-		goto malformed;
+	if (footer2 != NULL) {
+		uint32_t crc = crc32c_update(0, env->block, envlen);
+		crc = crc32c_update(crc, footer2, FOOTER2_COVERED);
+		if (crc != envcrc)
+			goto malformed;
 	}
+	if (parse_block(env, envlen) < 0)
+		goto malformed;
 	return 0;
+malformed:
+	spool_free_envelope(env);
+	errno = EBADMSG;
+	return -1;
+}
+
+static int read_v1(int fd, off_t size, struct envelope *env, const char *footer)
+{
+	size_t envlen;
+	off_t at = size - SPOOL_FOOTER_SIZE;
+
+	if (parse_footer(footer, &env->msglen, &envlen) < 0 || envlen > SPOOL_ENVELOPE_MAX ||
+	    envlen > (uint64_t)at || env->msglen != (uint64_t)at - envlen) {
+		errno = EBADMSG;
+		return -1;
+	}
+	env->format = SPOOL_FORMAT_V1;
+	return read_block(fd, (off_t)env->msglen, envlen, env, NULL, 0);
+}
+
+static int read_v2(int fd, off_t size, struct envelope *env)
+{
+	char footer[SPOOL_FOOTER2_SIZE];
+	size_t envlen;
+	uint32_t envcrc;
+
+	if (size < SPOOL_FOOTER2_SIZE)
+		goto malformed;
+	if (pread(fd, footer, sizeof footer, size - SPOOL_FOOTER2_SIZE) != (ssize_t)sizeof footer)
+		return -1;
+	if (parse_footer2(footer, &env->msglen, &envlen, &env->msgcrc, &envcrc) < 0 ||
+	    envlen > SPOOL_ENVELOPE_MAX || (uint64_t)size != envlen + SPOOL_FOOTER2_SIZE)
+		goto malformed;
+	env->format = SPOOL_FORMAT_V2;
+	return read_block(fd, 0, envlen, env, footer, envcrc);
 malformed:
 	errno = EBADMSG;
 	return -1;
+}
+
+/* A TERN1 file ends in "TERN1 "-led 32 octets; a TERN2 file has hex
+ * digits there (its msglen), so the two can never be taken for each
+ * other. */
+int spool_read_envelope(int fd, struct envelope *env)
+{
+	struct stat st;
+	char footer[SPOOL_FOOTER_SIZE];
+
+	memset(env, 0, sizeof *env);
+	if (fstat(fd, &st) < 0)
+		return -1;
+	if (st.st_size < SPOOL_FOOTER_SIZE) {
+		errno = EBADMSG;
+		return -1;
+	}
+	if (pread(fd, footer, sizeof footer, st.st_size - SPOOL_FOOTER_SIZE) !=
+	    (ssize_t)sizeof footer)
+		return -1;
+	if (memcmp(footer, "TERN1 ", 6) == 0)
+		return read_v1(fd, st.st_size, env, footer);
+	return read_v2(fd, st.st_size, env);
 }
 
 void spool_free_envelope(struct envelope *env)
@@ -354,6 +456,69 @@ int spool_open(const char *path)
 		return SPOOL_NOT_REGULAR;
 	}
 	return fd;
+}
+
+int spool_open_message(const char *spool, const char *dir, const char *id,
+		       enum spool_format format, uint64_t msglen)
+{
+	char path[4096];
+	struct stat st;
+	bool alone = format == SPOOL_FORMAT_V2;
+
+	if (spool_path(path, sizeof path, spool, alone ? SPOOL_MESS : dir, id) < 0)
+		return -1;
+	int fd = spool_open(path);
+	if (fd < 0 || !alone)
+		return fd;
+	int error = fstat(fd, &st) < 0 ? errno : (uint64_t)st.st_size != msglen ? EBADMSG : 0;
+	if (error != 0) {
+		close(fd);
+		errno = error;
+		return -1;
+	}
+	return fd;
+}
+
+#define CHECK_BUFFER (64 * 1024)
+
+int spool_check_message(int fd, const struct envelope *env)
+{
+	struct stat st;
+
+	if (env->format != SPOOL_FORMAT_V2)
+		return 0;
+	if (fstat(fd, &st) < 0)
+		return -1;
+	if ((uint64_t)st.st_size != env->msglen) {
+		errno = EBADMSG;
+		return -1;
+	}
+	char *buf = malloc(CHECK_BUFFER);
+	if (buf == NULL)
+		return -1;
+	uint32_t crc = 0;
+	uint64_t at = 0;
+	while (at < env->msglen) {
+		uint64_t left = env->msglen - at;
+		ssize_t n = pread(fd, buf, left < CHECK_BUFFER ? (size_t)left : CHECK_BUFFER,
+				  (off_t)at);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int saved = n == 0 ? EBADMSG : errno;	/* shrunk under us */
+			free(buf);
+			errno = saved;
+			return -1;
+		}
+		crc = crc32c_update(crc, buf, (size_t)n);
+		at += (uint64_t)n;
+	}
+	free(buf);
+	if (crc != env->msgcrc) {
+		errno = EBADMSG;
+		return -1;
+	}
+	return 0;
 }
 
 void spool_poke(const char *spool)

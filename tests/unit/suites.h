@@ -15,5 +15,6 @@ Suite *dsn_suite(void);
 Suite *log_suite(void);
 Suite *queue_client_suite(void);
 Suite *crc32c_suite(void);
+Suite *spool_v2_suite(void);
 
 #endif
