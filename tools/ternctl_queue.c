@@ -117,10 +117,10 @@ struct message_view {
 	bool have_state;
 };
 
-/* Opens a message file, in M's folder or in queue/ if tern-deliver took
- * it in while we looked; SPOOL_NOT_REGULAR (said on stderr) for anything
- * but a regular file, which is never read. */
-static int open_message(const char *spool, const struct listed *m)
+/* Opens an envelope file, in M's folder or in queue/ if tern-deliver took
+ * it in while we looked (M's folder then says so); SPOOL_NOT_REGULAR
+ * (said on stderr) for anything but a regular file, which is never read. */
+static int open_envelope(const char *spool, struct listed *m)
 {
 	char path[PATH_MAX];
 
@@ -128,17 +128,49 @@ static int open_message(const char *spool, const struct listed *m)
 		return -1;
 	int fd = spool_open(path);
 	if (fd == -1 && errno == ENOENT && strcmp(m->dir, SPOOL_INCOMING) == 0 &&
-	    spool_path(path, sizeof path, spool, SPOOL_QUEUE, m->id) == 0)
+	    spool_path(path, sizeof path, spool, SPOOL_QUEUE, m->id) == 0) {
 		fd = spool_open(path);
+		str_copy(m->dir, sizeof m->dir, SPOOL_QUEUE);
+	}
 	if (fd == SPOOL_NOT_REGULAR)
 		fprintf(stderr, "ternctl: %s: not a regular file; skipped\n", path);
 	return fd;
 }
 
-static int load_view(const char *spool, const struct listed *m, struct message_view *v)
+/* The message M's envelope describes, open at its first octet; for a
+ * TERN2 message its length checked, and with CHECK (a message not yet
+ * taken in, which tern-deliver has not verified) its CRC too: a torn one
+ * is never shown (-1 with EBADMSG). */
+static int open_body(const char *spool, const struct listed *m, const struct envelope *env,
+		     bool check)
+{
+	int fd = spool_open_message(spool, m->dir, m->id, env->format, env->msglen);
+
+	if (fd == -1 && errno == ENOENT && env->format == SPOOL_FORMAT_V1 &&
+	    strcmp(m->dir, SPOOL_INCOMING) == 0)
+		fd = spool_open_message(spool, SPOOL_QUEUE, m->id, env->format, env->msglen);
+	if (fd == SPOOL_NOT_REGULAR) {
+		fprintf(stderr, "ternctl: %s/%s/%s: not a regular file; skipped\n", spool,
+			SPOOL_MESS, m->id);
+		errno = EBADMSG;
+		return -1;
+	}
+	if (fd >= 0 && check && spool_check_message(fd, env) < 0) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
+/* Reads M's envelope and state into V.  Its message is checked as above:
+ * a torn TERN2 message (a crash's leftover, never acknowledged) is left
+ * out like a torn envelope. */
+static int load_view(const char *spool, struct listed *m, struct message_view *v, bool check)
 {
 	memset(v, 0, sizeof *v);
-	int fd = open_message(spool, m);
+	int fd = open_envelope(spool, m);
 	if (fd == SPOOL_NOT_REGULAR)
 		errno = EBADMSG;
 	if (fd < 0)
@@ -147,6 +179,15 @@ static int load_view(const char *spool, const struct listed *m, struct message_v
 	close(fd);
 	if (r < 0)
 		return -1;
+	if (v->env.format == SPOOL_FORMAT_V2) {
+		int body = open_body(spool, m, &v->env,
+				     check || strcmp(m->dir, SPOOL_INCOMING) == 0);
+		if (body < 0) {
+			spool_free_envelope(&v->env);
+			return -1;
+		}
+		close(body);
+	}
 	int st = spool_read_state(spool, m->id, &v->rcpts, &v->nrcpts);
 	if (st < 0) {
 		spool_free_envelope(&v->env);
@@ -246,7 +287,7 @@ int cmd_queue(struct ctl *ctl)
 		printf("[");
 	for (size_t i = 0; i < n; i++) {
 		struct message_view v;
-		if (load_view(conf.spool, &list[i], &v) < 0)
+		if (load_view(conf.spool, &list[i], &v, false) < 0)
 			continue;	/* delivered and removed while we looked */
 		if (json)
 			print_json_message(stdout, list[i].id, &v, now, first);
@@ -347,7 +388,7 @@ int cmd_show(struct ctl *ctl)
 	struct listed m;
 	str_copy(m.id, sizeof m.id, ctl->argv[0]);
 	str_copy(m.dir, sizeof m.dir, SPOOL_INCOMING);
-	if (load_view(conf.spool, &m, &v) < 0) {
+	if (load_view(conf.spool, &m, &v, true) < 0) {
 		if (errno == ENOENT && access(conf.spool, X_OK) == 0) {
 			fprintf(stderr, "ternctl show: no message %s in the queue\n", m.id);
 			return CTL_REFUSED;
@@ -358,12 +399,7 @@ int cmd_show(struct ctl *ctl)
 	print_text_message(stdout, m.id, &v, time(NULL));
 	printf("\n");
 	fflush(stdout);
-	char path[PATH_MAX];
-	int fd = -1;
-	static const char *const dirs[] = { SPOOL_QUEUE, SPOOL_INCOMING };
-	for (size_t i = 0; i < 2 && fd < 0; i++)
-		if (spool_path(path, sizeof path, conf.spool, dirs[i], m.id) == 0)
-			fd = spool_open(path);
+	int fd = open_body(conf.spool, &m, &v.env, false);
 	uint64_t left = v.env.msglen;
 	while (fd >= 0 && left > 0) {
 		ssize_t n = read(fd, buf, left < sizeof buf ? (size_t)left : sizeof buf);
@@ -427,7 +463,7 @@ int cmd_stats(struct ctl *ctl)
 	size_t messages = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct message_view v;
-		if (load_view(conf.spool, &list[i], &v) < 0)
+		if (load_view(conf.spool, &list[i], &v, false) < 0)
 			continue;
 		messages++;
 		if (now - v.env.queued > oldest)

@@ -1,0 +1,94 @@
+"""The spool's two file formats (tern-queue(8), "Message files"): TERN2
+(envelope file + mess/ID, CRC-32C) and TERN1 (message and envelope in one
+file, as written before), read side by side; torn TERN2 files, as a crash
+can leave them, never pass for whole ones."""
+import json
+import os
+import time
+
+from harness import Instance
+import spool_format
+
+NOW = int(time.time())
+OLD = b"Subject: written as TERN1\n\nold body\n"
+NEW = b"Subject: written as TERN2\n\nnew body\n" + b"x" * 3000 + b"\n"
+
+
+def listed(t):
+    return {m["id"]: m for m in json.loads(t.ternctl("queue", "--json").stdout)}
+
+
+def test_ternctl_reads_both_formats():
+    with Instance(smtpd=False, deliver=False) as t:
+        spool_format.write_tern1(t.spool, "queue", "Old1", OLD, "s@remote.test",
+                                 ["alice@example.test"], NOW - 60)
+        spool_format.write_tern2(t.spool, "queue", "New1", NEW, "",
+                                 ["alice@example.test", "bob@example.test"], NOW - 30)
+        spool_format.write_tern2(t.spool, "incoming", "New2", NEW, "s@remote.test",
+                                 ["bob@example.test"], NOW)
+        out = listed(t)
+        assert sorted(out) == ["New1", "New2", "Old1"], out
+        assert out["Old1"]["size"] == len(OLD) and out["Old1"]["sender"] == "s@remote.test"
+        assert out["New1"]["size"] == len(NEW) and out["New1"]["sender"] == ""
+        assert [r["addr"] for r in out["New1"]["rcpts"]] == ["alice@example.test",
+                                                            "bob@example.test"]
+        assert 25 <= out["New1"]["age_s"] < 3600, out["New1"]
+        for qid, body in (("Old1", OLD), ("New1", NEW), ("New2", NEW)):
+            r = t.ternctl("show", qid, check=False)
+            assert r.returncode == 0, (qid, r.stderr)
+            assert r.stdout.partition("\n\n")[2] == body.decode(), (qid, r.stdout[-200:])
+        stats = t.ternctl("stats").stdout
+        assert "tern_queue_messages 3\n" in stats, stats
+        assert 'tern_queue_recipients{state="pending"} 4\n' in stats, stats
+
+
+def torn_copies(t):
+    """Writes TERN2 messages torn in the ways a crash tears them; their ids."""
+    rcpts = ["alice@example.test"]
+    spool = t.spool
+    torn = []
+    # message changed, same length: only its CRC tells (not yet taken in)
+    spool_format.write_tern2(spool, "incoming", "TornCrc", NEW, "", rcpts, NOW)
+    with open(os.path.join(spool, "mess", "TornCrc"), "r+b") as f:
+        f.seek(100)
+        f.write(b"\0" * 50)
+    torn.append("TornCrc")
+    # message cut short
+    spool_format.write_tern2(spool, "queue", "TornShort", NEW, "", rcpts, NOW)
+    os.truncate(os.path.join(spool, "mess", "TornShort"), 10)
+    torn.append("TornShort")
+    # no message at all
+    spool_format.write_tern2(spool, "incoming", "TornNoMess", NEW, "", rcpts, NOW)
+    os.unlink(os.path.join(spool, "mess", "TornNoMess"))
+    torn.append("TornNoMess")
+    # envelope zeroed, its size kept (the size made durable, not the data)
+    spool_format.write_tern2(spool, "incoming", "TornZero", NEW, "", rcpts, NOW)
+    path = os.path.join(spool, "incoming", "TornZero")
+    size = os.path.getsize(path)
+    spool_format.write_file(path, b"\0" * size)
+    torn.append("TornZero")
+    # envelope with one recipient changed in place: its CRC tells
+    spool_format.write_tern2(spool, "incoming", "TornEnv", NEW, "", ["alice@example.test"],
+                             NOW)
+    path = os.path.join(spool, "incoming", "TornEnv")
+    with open(path, "rb") as f:
+        data = f.read()
+    spool_format.write_file(path, data.replace(b"alice", b"alici"))
+    torn.append("TornEnv")
+    return torn
+
+
+def test_ternctl_leaves_out_torn_files():
+    with Instance(smtpd=False, deliver=False) as t:
+        spool_format.write_tern2(t.spool, "incoming", "Whole", NEW, "", ["bob@example.test"],
+                                 NOW)
+        torn = torn_copies(t)
+        assert sorted(listed(t)) == ["Whole"], listed(t)
+        assert "tern_queue_messages 1\n" in t.ternctl("stats").stdout
+        for qid in torn:
+            r = t.ternctl("show", qid, check=False)
+            assert r.returncode != 0 and "new body" not in r.stdout, (qid, r.stdout)
+        # ternctl never changes the spool: every torn file is still there
+        for qid in torn:
+            assert any(os.path.exists(os.path.join(t.spool, d, qid))
+                       for d in ("incoming", "queue")), qid
