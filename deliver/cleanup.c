@@ -55,6 +55,26 @@ static bool orphan_state(const char *name, void *arg)
 	return true;
 }
 
+/* mess/ID whose envelope file is nowhere (neither being written in tmp/
+ * nor committed): what a crash of tern-queue before its link, or of
+ * tern-deliver between removing queue/ID and mess/ID, leaves. */
+static bool orphan_message(const char *name, void *arg)
+{
+	struct deliver *d = arg;
+	char path[PATH_MAX];
+
+	if (find_message(&d->store, name) != NULL)
+		return false;
+	static const char *const folders[] = { SPOOL_QUEUE, SPOOL_INCOMING, SPOOL_TMP };
+	for (size_t i = 0; i < sizeof folders / sizeof folders[0]; i++) {
+		if (spool_path(path, sizeof path, d->conf.spool, folders[i], name) < 0)
+			return false;
+		if (access(path, F_OK) == 0 || errno != ENOENT)
+			return false;
+	}
+	return true;
+}
+
 static bool control_leftover(const char *name, void *arg)
 {
 	(void)arg;
@@ -67,6 +87,8 @@ void cleanup(struct deliver *d, time_t now)
 
 	if (spool_path(path, sizeof path, d->conf.spool, SPOOL_TMP, NULL) == 0)
 		remove_old_files(path, now, SPOOL_TMP_MAX_AGE, NULL, NULL);
+	if (spool_path(path, sizeof path, d->conf.spool, SPOOL_MESS, NULL) == 0)
+		remove_old_files(path, now, SPOOL_TMP_MAX_AGE, orphan_message, d);
 	if (spool_path(path, sizeof path, d->conf.spool, SPOOL_STATE, NULL) == 0)
 		remove_old_files(path, now, 0, orphan_state, d);
 	if (spool_path(path, sizeof path, d->conf.spool, SPOOL_CONTROL, NULL) == 0)

@@ -29,7 +29,8 @@ void deliver_locally(struct deliver *d, struct message *m, size_t ri,
 	ticket->rcpt = ri;
 	str_copy(ticket->target, sizeof ticket->target, res->value);
 	struct local_delivery delivery = {
-		.spool = d->conf.spool, .id = m->id, .msglen = m->msglen, .maildir = res->value,
+		.spool = d->conf.spool, .id = m->id, .format = m->format, .msglen = m->msglen,
+		.maildir = res->value,
 		.login = res->kind == RESOLVE_SYSTEM ? res->key : NULL,
 		.rcpt = m->rcpts[ri].addr, .sender = m->sender,
 	};

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -47,8 +48,58 @@ static void retry_later(struct deliver *d, const char *id)
 			  id);
 }
 
-/* Reads queue/ID and its state into memory.  A file that is not a
- * regular file, or not a whole message, is logged and left alone. */
+/* ID's files, torn by a crash before tern-queue confirmed them (it
+ * confirms only once both are durable): removed, envelope first. */
+static void discard_torn(struct deliver *d, const char *id, const char *what)
+{
+	static const char *const folders[] = { SPOOL_QUEUE, SPOOL_MESS, SPOOL_STATE };
+	char path[PATH_MAX], text[128];
+
+	snprintf(text, sizeof text, "%s; removed, it was never acknowledged", what);
+	log_event("error", "id=%s what=torn error=%s", id, text);
+	for (size_t i = 0; i < sizeof folders / sizeof folders[0]; i++)
+		if (spool_path(path, sizeof path, d->conf.spool, folders[i], id) == 0)
+			unlink(path);
+}
+
+/* A torn envelope file is a TERN2 one if ID has a mess/ID. */
+static bool has_message_file(struct deliver *d, const char *id)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	return spool_path(path, sizeof path, d->conf.spool, SPOOL_MESS, id) == 0 &&
+	       lstat(path, &st) == 0;
+}
+
+/* Checks that the TERN2 message ENV describes is whole: 0; -1 when it is
+ * torn or missing (discarded) or cannot be read now (tried later). */
+static int verify_message(struct deliver *d, const char *id, const struct envelope *env)
+{
+	int fd = spool_open_message(d->conf.spool, SPOOL_QUEUE, id, env->format, env->msglen);
+
+	if (fd == SPOOL_NOT_REGULAR) {
+		discard_torn(d, id, "mess/ID is not a regular file");
+		return -1;
+	}
+	int r = fd < 0 ? -1 : spool_check_message(fd, env);
+	int error = errno;
+	if (fd >= 0)
+		close(fd);
+	if (r == 0)
+		return 0;
+	if (error == EBADMSG || error == ENOENT) {
+		discard_torn(d, id, error == ENOENT ? "no mess/ID" : "mess/ID torn");
+		return -1;
+	}
+	log_event("error", "id=%s what=read error=%s", id, strerror(error));
+	retry_later(d, id);
+	return -1;
+}
+
+/* Reads queue/ID and its state into memory, the message verified.  A
+ * file that is not a regular file, or not a whole message and not a
+ * TERN2 one, is logged and left alone. */
 static void load_message(struct deliver *d, const char *id)
 {
 	char queued[PATH_MAX];
@@ -70,11 +121,20 @@ static void load_message(struct deliver *d, const char *id)
 		return;
 	}
 	int r = spool_read_envelope(fd, &env);
+	int error = errno;
 	close(fd);
 	if (r < 0) {
-		log_event("error", "id=%s what=read error=%s", id, strerror(errno));
-		if (errno != EBADMSG)
+		if (error == EBADMSG && has_message_file(d, id)) {
+			discard_torn(d, id, "envelope file torn");
+			return;
+		}
+		log_event("error", "id=%s what=read error=%s", id, strerror(error));
+		if (error != EBADMSG)
 			retry_later(d, id);
+		return;
+	}
+	if (env.format == SPOOL_FORMAT_V2 && verify_message(d, id, &env) < 0) {
+		spool_free_envelope(&env);
 		return;
 	}
 	struct message *m = calloc(1, sizeof *m);
@@ -88,6 +148,7 @@ static void load_message(struct deliver *d, const char *id)
 	str_copy(m->id, sizeof m->id, id);
 	m->queued = env.queued;
 	m->msglen = env.msglen;
+	m->format = env.format;
 	struct rcpt_record *records;
 	size_t nrecords;
 	int st = spool_read_state(d->conf.spool, id, &records, &nrecords);

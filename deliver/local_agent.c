@@ -120,7 +120,8 @@ static int drop_privileges(const char *maildir, const char *login)
 }
 
 /* A copy of the message alone, for a tern-local that runs as someone
- * else: the spool file's envelope names every recipient (Bcc too). */
+ * else when the message is a TERN1 file, whose envelope names every
+ * recipient (Bcc too); a TERN2 message, mess/ID, is the message alone. */
 static int message_only(int message, uint64_t length)
 {
 	int copy = memfd_create("tern-message", MFD_CLOEXEC);
@@ -142,12 +143,13 @@ static int message_only(int message, uint64_t length)
 	return copy;
 }
 
-/* Runs tern-local with the message (LENGTH octets of MESSAGE) as fd 0 and
- * REASON as fd 1.  When the identity stays (an instance, or not root)
- * posix_spawn does it without copying this process, which is much
- * cheaper than fork; otherwise the child of a fork takes on the Maildir
- * owner's identity first, with only the message to read. */
-static pid_t start_local(struct local_agents *agents, int message, uint64_t length,
+/* Runs tern-local with the message (LENGTH octets of MESSAGE, ALONE in
+ * it or followed by its envelope) as fd 0 and REASON as fd 1.  When the
+ * identity stays (an instance, or not root) posix_spawn does it without
+ * copying this process, which is much cheaper than fork; otherwise the
+ * child of a fork takes on the Maildir owner's identity first, with only
+ * the message to read. */
+static pid_t start_local(struct local_agents *agents, int message, bool alone, uint64_t length,
 			 int reason, char **argv, const char *maildir, const char *login)
 {
 	if (!agents->changes_identity) {
@@ -161,7 +163,7 @@ static pid_t start_local(struct local_agents *agents, int message, uint64_t leng
 	signals_default();
 	if (dup2(reason, 1) < 0)
 		_exit(111);
-	int copy = message_only(message, length);
+	int copy = alone ? message : message_only(message, length);
 	if (copy < 0 || dup2(copy, 0) < 0) {
 		dprintf(1, "4.3.0 cannot copy the message for tern-local: %s\n", strerror(errno));
 		_exit(111);
@@ -178,15 +180,15 @@ static pid_t start_local(struct local_agents *agents, int message, uint64_t leng
 int local_agents_start(struct local_agents *agents, const struct local_delivery *delivery,
 		       void *cookie, const char **why)
 {
-	char path[PATH_MAX], length[32];
+	char length[32];
 	struct slot *slot = free_slot(agents);
 	int out[2];
 
 	*why = NULL;
-	if (slot == NULL ||
-	    spool_path(path, sizeof path, delivery->spool, SPOOL_QUEUE, delivery->id) < 0)
+	if (slot == NULL)
 		return -1;
-	int fd = spool_open(path);
+	int fd = spool_open_message(delivery->spool, SPOOL_QUEUE, delivery->id, delivery->format,
+				    delivery->msglen);
 	if (fd < 0) {
 		*why = "4.3.0 cannot open the queued message";
 		return -1;
@@ -199,8 +201,8 @@ int local_agents_start(struct local_agents *agents, const struct local_delivery 
 	snprintf(length, sizeof length, "%llu", (unsigned long long)delivery->msglen);
 	char *argv[] = { "tern-local", "--length", length, (char *)delivery->maildir,
 			 (char *)delivery->rcpt, (char *)delivery->sender, NULL };
-	pid_t pid = start_local(agents, fd, delivery->msglen, out[1], argv, delivery->maildir,
-				delivery->login);
+	pid_t pid = start_local(agents, fd, delivery->format == SPOOL_FORMAT_V2, delivery->msglen,
+				out[1], argv, delivery->maildir, delivery->login);
 	if (pid < 0) {
 		close(fd), close(out[0]), close(out[1]);
 		*why = "4.3.0 cannot start tern-local";

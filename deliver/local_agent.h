@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "conf.h"
+#include "spool.h"
 
 enum local_outcome {
 	LOCAL_DELIVERED,
@@ -31,8 +32,9 @@ enum local_outcome {
 };
 
 struct local_delivery {
-	const char *spool;	/* the message is queue/ID there */
+	const char *spool;	/* the message is mess/ID (TERN2) or queue/ID there */
 	const char *id;
+	enum spool_format format;
 	uint64_t msglen;
 	const char *maildir;
 	const char *login;	/* the system account, else NULL: the Maildir's owner */

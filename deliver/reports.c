@@ -78,11 +78,7 @@ static void report_free(struct report *rep)
 static int report_file(struct deliver *d, struct message *m, const char *to,
 		       const struct report *rep, bool delayed)
 {
-	char path[PATH_MAX];
-
-	if (spool_path(path, sizeof path, d->conf.spool, SPOOL_QUEUE, m->id) < 0)
-		return -1;
-	int original = spool_open(path);
+	int original = spool_open_message(d->conf.spool, SPOOL_QUEUE, m->id, m->format, m->msglen);
 	if (original < 0)
 		return -1;
 	int report = memfd_create("tern-report", MFD_CLOEXEC);

@@ -77,10 +77,13 @@ void remove_message(struct message_store *store, const char *spool, struct messa
 {
 	char path[PATH_MAX];
 
-	/* queue/ first: a crash in between leaves only an orphan state file,
-	 * which cleanup removes, tern-queue counts as a taken id, and
-	 * take_in discards for a message from incoming/ */
+	/* queue/ first: a crash in between leaves only an orphan mess/ID
+	 * and state file, which cleanup removes, tern-queue counts as a
+	 * taken id, and take_in discards for a message from incoming/ */
 	if (spool_path(path, sizeof path, spool, SPOOL_QUEUE, m->id) == 0)
+		unlink(path);
+	if (m->format == SPOOL_FORMAT_V2 &&
+	    spool_path(path, sizeof path, spool, SPOOL_MESS, m->id) == 0)
 		unlink(path);
 	if (spool_path(path, sizeof path, spool, SPOOL_STATE, m->id) == 0)
 		unlink(path);

@@ -3,8 +3,8 @@
  * Promises: find_message() finds a message by its queue id; add_rcpt()
  * adds a whole recipient or none (-1, out of memory) and may move
  * m->rcpts, so no pointer into it survives a call; remove_message()
- * unlinks queue/ID before state/ID (a crash in between leaves only an
- * orphan state file, which cleanup removes), logs "removed" and frees the
+ * unlinks queue/ID before mess/ID and state/ID (a crash in between leaves
+ * only orphans, which cleanup removes), logs "removed" and frees the
  * message.  Nothing here decides what happens to a message. */
 #ifndef TERN_STORE_H
 #define TERN_STORE_H
@@ -22,6 +22,7 @@ struct message {
 	char *sender;
 	time_t queued;
 	uint64_t msglen;
+	enum spool_format format;	/* TERN2: the message is mess/ID alone */
 	struct rcpt_record *rcpts;
 	size_t n, cap;
 	unsigned inflight;

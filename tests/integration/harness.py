@@ -214,7 +214,7 @@ class Instance:
     def spool_files(self):
         """Every file under the spool's message folders (not control/)."""
         out = []
-        for sub in ("tmp", "incoming", "queue", "state"):
+        for sub in ("tmp", "mess", "incoming", "queue", "state"):
             out += glob.glob(os.path.join(self.spool, sub, "*"))
         return out
 

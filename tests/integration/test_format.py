@@ -92,3 +92,77 @@ def test_ternctl_leaves_out_torn_files():
         for qid in torn:
             assert any(os.path.exists(os.path.join(t.spool, d, qid))
                        for d in ("incoming", "queue")), qid
+
+
+def bodies(t, user):
+    return [m.split(b"\n\n", 1)[1] for m in t.messages(user)]
+
+
+def test_deliver_delivers_both_formats_once():
+    with Instance(smtpd=False, deliver=False) as t:
+        spool_format.write_tern1(t.spool, "queue", "Old1", OLD, "s@remote.test",
+                                 ["alice@example.test"], NOW - 60)
+        spool_format.write_tern1(t.spool, "incoming", "Old2", OLD, "s@remote.test",
+                                 ["bob@example.test"], NOW - 60)
+        spool_format.write_tern2(t.spool, "queue", "New1", NEW, "s@remote.test",
+                                 ["alice@example.test", "bob@example.test"], NOW - 30)
+        spool_format.write_tern2(t.spool, "incoming", "New2", NEW, "s@remote.test",
+                                 ["bob@example.test"], NOW)
+        t.start_deliver()
+        t.wait_for_messages("alice", 2)
+        t.wait_for_messages("bob", 3)
+        t.wait_spool_empty()
+        assert sorted(bodies(t, "alice")) == sorted([OLD.split(b"\n\n", 1)[1],
+                                                     NEW.split(b"\n\n", 1)[1]])
+        assert len(t.messages("bob")) == 3
+        log = t.log("deliver")
+        for qid in ("Old1", "Old2", "New1", "New2"):
+            assert "removed id=%s" % qid in log, (qid, log)
+        assert "what=torn" not in log and "what=read" not in log, log
+
+
+def test_deliver_removes_torn_files_and_delivers_the_rest():
+    with Instance(smtpd=False, deliver=False) as t:
+        spool_format.write_tern2(t.spool, "incoming", "Whole", NEW, "",
+                                 ["bob@example.test"], NOW)
+        torn = torn_copies(t)
+        # a torn envelope with no mess/ID: no telling what it was; left alone
+        spool_format.write_file(os.path.join(t.spool, "incoming", "Unknown"), b"\0" * 300)
+        t.start_deliver()
+        t.wait_for_messages("bob", 1)
+        log = t.log("deliver")
+        for qid in torn:
+            assert "error id=%s what=torn" % qid in log, (qid, log)
+            for d in ("incoming", "queue", "mess", "state"):
+                assert not os.path.exists(os.path.join(t.spool, d, qid)), (qid, d)
+        assert "error id=Unknown what=read error=\"Bad message\"" in log, log
+        assert os.path.exists(os.path.join(t.spool, "queue", "Unknown"))
+        os.unlink(os.path.join(t.spool, "queue", "Unknown"))
+        t.wait_spool_empty()
+        # nothing torn was delivered: only the whole one, and once
+        assert t.messages("alice") == [] and len(t.messages("bob")) == 1
+        assert bodies(t, "bob") == [NEW.split(b"\n\n", 1)[1]]
+
+
+def test_orphan_message_files_are_removed_by_age():
+    with Instance(smtpd=False, deliver=False) as t:
+        mess = os.path.join(t.spool, "mess")
+        for name in ("OldOrphan", "NewOrphan", "OldBeingWritten"):
+            spool_format.write_file(os.path.join(mess, name), NEW)
+        # its envelope is still being written in tmp/
+        spool_format.write_file(os.path.join(t.spool, "tmp", "OldBeingWritten"), b"x")
+        two_days = NOW - 2 * 86400
+        for name in ("OldOrphan", "OldBeingWritten"):
+            os.utime(os.path.join(mess, name), (two_days, two_days))
+        t.start_deliver()   # cleans up at start
+        path = os.path.join(mess, "OldOrphan")
+        harness_wait(lambda: not os.path.exists(path), "the old orphan to go")
+        assert "cleanup path=%s" % path in t.log("deliver")
+        assert os.path.exists(os.path.join(mess, "NewOrphan"))       # a writer may be at it
+        assert os.path.exists(os.path.join(mess, "OldBeingWritten"))  # its tmp/ goes first
+        assert t.messages("alice") == [] and t.messages("bob") == []
+
+
+def harness_wait(predicate, what):
+    import harness
+    harness.wait_until(predicate, 20, what)

@@ -133,6 +133,7 @@ def test_tern_local_as_the_owner_reads_the_message_only():
                 data = f.read()
             assert data.endswith(b"Subject: p\n\nx\n"), data
             assert b"secret@" not in data and b"rcpt " not in data and b"TERN1" not in data
+            assert b"TERN2" not in data
             wait_until(lambda: open(os.path.join(seen, "uid")).read().strip(), 5, "uid")
             with open(os.path.join(seen, "uid")) as f:
                 assert int(f.read()) == user.pw_uid
