@@ -75,6 +75,33 @@ static bool orphan_message(const char *name, void *arg)
 	return true;
 }
 
+/* An envelope file in queue/ that did not load and has no mess/ID: a
+ * torn TERN2 envelope (what a crash of a writer that linked before its
+ * fsync can leave on a file system without a journal), which is empty or
+ * starts with its block ("time ") or with the zeros of unwritten blocks.
+ * Anything else may be a TERN1 file (it starts with its message), which
+ * was fsync'd before its link, so a crash did not tear it: it is left for
+ * the administrator. */
+static bool orphan_envelope(const char *name, void *arg)
+{
+	struct deliver *d = arg;
+	char path[PATH_MAX], start[5];
+	struct stat st;
+
+	if (!qid_valid(name) || find_message(&d->store, name) != NULL ||
+	    spool_path(path, sizeof path, d->conf.spool, SPOOL_MESS, name) < 0 ||
+	    lstat(path, &st) == 0 || errno != ENOENT ||
+	    spool_path(path, sizeof path, d->conf.spool, SPOOL_QUEUE, name) < 0)
+		return false;
+	int fd = spool_open(path);
+	if (fd < 0)
+		return false;
+	ssize_t n = pread(fd, start, sizeof start, 0);
+	close(fd);
+	return n == 0 || (n > 0 && start[0] == '\0') ||
+	       (n == (ssize_t)sizeof start && memcmp(start, "time ", 5) == 0);
+}
+
 static bool control_leftover(const char *name, void *arg)
 {
 	(void)arg;
@@ -89,6 +116,8 @@ void cleanup(struct deliver *d, time_t now)
 		remove_old_files(path, now, SPOOL_TMP_MAX_AGE, NULL, NULL);
 	if (spool_path(path, sizeof path, d->conf.spool, SPOOL_MESS, NULL) == 0)
 		remove_old_files(path, now, SPOOL_TMP_MAX_AGE, orphan_message, d);
+	if (spool_path(path, sizeof path, d->conf.spool, SPOOL_QUEUE, NULL) == 0)
+		remove_old_files(path, now, SPOOL_TMP_MAX_AGE, orphan_envelope, d);
 	if (spool_path(path, sizeof path, d->conf.spool, SPOOL_STATE, NULL) == 0)
 		remove_old_files(path, now, 0, orphan_state, d);
 	if (spool_path(path, sizeof path, d->conf.spool, SPOOL_CONTROL, NULL) == 0)

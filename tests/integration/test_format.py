@@ -154,7 +154,24 @@ def test_orphan_message_files_are_removed_by_age():
         two_days = NOW - 2 * 86400
         for name in ("OldOrphan", "OldBeingWritten"):
             os.utime(os.path.join(mess, name), (two_days, two_days))
+        # torn envelopes without mess/ID: one old, one new, and an old TERN1
+        queue = os.path.join(t.spool, "queue")
+        for name in ("OldTorn", "NewTorn"):
+            spool_format.write_file(os.path.join(queue, name), b"\0" * 300)
+        spool_format.write_file(os.path.join(queue, "OldCut"),
+                                spool_format.tern2_envelope(NEW, "", ["a@example.test"],
+                                                            NOW)[:40])
+        spool_format.write_file(os.path.join(queue, "OldTern1"),
+                                spool_format.tern1_file(OLD, "", ["a@example.test"], NOW)[:-1])
+        for name in ("OldTorn", "OldCut", "OldTern1"):
+            os.utime(os.path.join(queue, name), (two_days, two_days))
         t.start_deliver()   # cleans up at start
+        for name in ("OldTorn", "OldCut"):
+            torn = os.path.join(queue, name)
+            harness_wait(lambda: not os.path.exists(torn), "the old torn envelope to go")
+            assert "cleanup path=%s" % torn in t.log("deliver")
+        assert os.path.exists(os.path.join(queue, "NewTorn"))
+        assert os.path.exists(os.path.join(queue, "OldTern1"))   # for the administrator
         path = os.path.join(mess, "OldOrphan")
         harness_wait(lambda: not os.path.exists(path), "the old orphan to go")
         assert "cleanup path=%s" % path in t.log("deliver")
