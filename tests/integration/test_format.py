@@ -183,3 +183,33 @@ def test_orphan_message_files_are_removed_by_age():
 def harness_wait(predicate, what):
     import harness
     harness.wait_until(predicate, 20, what)
+
+
+def test_a_spool_of_the_format_before_is_delivered_once_after_the_upgrade():
+    # TERN1 files and state files as the code before mess/ wrote them, in
+    # an instance: each recipient still due gets the message once, and
+    # what was delivered or bounced already is not sent again.
+    with Instance(smtpd=False, deliver=False) as t:
+        state = os.path.join(t.spool, "state")
+        spool_format.write_tern1(t.spool, "queue", "Up1", OLD, "s@remote.test",
+                                 ["alice@example.test", "bob@example.test"], NOW - 600)
+        spool_format.write_file(os.path.join(state, "Up1"), spool_format.state_file(
+            [("delivered", 0, 1, "alice@example.test", "alice@example.test", ""),
+             ("deferred", NOW - 5, 2, "bob@example.test", "bob@example.test",
+              "4.2.2 over quota")]))
+        spool_format.write_tern1(t.spool, "queue", "Up2", OLD, "",
+                                 ["alice@example.test"], NOW - 500)
+        spool_format.write_file(os.path.join(state, "Up2"), spool_format.state_file(
+            [("pending", 0, 0, "alice@example.test", "alice@example.test", "")]))
+        spool_format.write_tern1(t.spool, "incoming", "Up3", OLD, "s@remote.test",
+                                 ["bob@example.test"], NOW - 400)
+        t.start_deliver()
+        t.wait_for_messages("alice", 1)
+        t.wait_for_messages("bob", 2)
+        t.wait_spool_empty()
+        assert len(t.messages("alice")) == 1 and len(t.messages("bob")) == 2
+        log = t.log("deliver")
+        assert "delivered id=Up2 rcpt=alice@example.test" in log, log
+        assert "id=Up1 rcpt=alice" not in log, log
+        assert "delivered id=Up1 rcpt=bob@example.test" in log, log
+        assert "delivered id=Up3 rcpt=bob@example.test" in log, log

@@ -17,14 +17,16 @@ import smtplib
 import stat
 import subprocess
 import tempfile
+import time
 
 import harness
+import spool_format
 from harness import Instance, Skip, free_port, run, wait_until
 
 BOX = "terni6box"        # a plain mailbox, its Maildir its own
 GROUPED = "terni6grp"    # a Maildir owned GROUPED:root, folders via SUPPLEMENTARY
 SUPPLEMENTARY = "terni6sup"
-SPOOL_FOLDERS = ("tmp", "incoming", "queue", "state", "control")
+SPOOL_FOLDERS = ("tmp", "mess", "incoming", "queue", "state", "control")
 SOURCES = ("Makefile", "lib", "queue", "smtpd", "deliver", "tools", "man", "etc")
 
 
@@ -441,3 +443,47 @@ def test_accounts_that_can_never_take_mail_are_refused_at_rcpt():
             wait_until(lambda: new_mail(homes, "terni6ok"), 20, "root's mail")
         finally:
             remove_user(nohome.pw_name)
+
+
+def test_a_spool_of_the_format_before_is_delivered_after_the_upgrade():
+    # TERN1 files (message and envelope in one file) and state files, as
+    # tern-queue and a root-run tern-deliver wrote them before mess/ came
+    # (tests/integration/spool_format.py writes their bytes), owned by
+    # tern-queue: after the upgrade each recipient still due gets it once,
+    # as the Maildir's owner, and what was delivered is not sent again.
+    t = installed()
+    t.stop()
+    owner = pwd.getpwnam("tern-queue")
+    ids = (owner.pw_uid, owner.pw_gid)
+    now = int(time.time())
+    old = b"Subject: queued before the upgrade\n\nold body %d\n"
+    before = {user: set(t.messages(user)) for user in (BOX, GROUPED)}
+    box, grouped = "%s@example.test" % BOX, "%s@example.test" % GROUPED
+    spool_format.write_tern1(t.spool, "queue", "Upgrade1", old % 1, "s@remote.test",
+                             [box, grouped], now - 600, owner=ids)
+    spool_format.write_file(os.path.join(t.spool, "state", "Upgrade1"), spool_format.state_file(
+        [("deferred", now - 60, 1, box, box, "4.2.0 over quota"),
+         ("delivered", 0, 1, grouped, grouped, "")]), owner=ids)
+    spool_format.write_tern1(t.spool, "incoming", "Upgrade2", old % 2, "",
+                             [box, grouped], now - 300, owner=ids)
+    t.start()
+    wait_until(lambda: len(set(t.messages(BOX)) - before[BOX]) >= 2
+               and len(set(t.messages(GROUPED)) - before[GROUPED]) >= 1, 30,
+               "the old messages")
+    for qid in ("Upgrade1", "Upgrade2"):
+        wait_until(lambda: "removed id=%s" % qid in t.log("deliver"), 20, "removal")
+        for folder in ("incoming", "queue", "mess", "state"):
+            assert not os.path.exists(os.path.join(t.spool, folder, qid)), (folder, qid)
+    got = {}
+    for user in (BOX, GROUPED):
+        got[user] = []
+        for path in sorted(set(t.messages(user)) - before[user]):
+            st = os.stat(path)
+            assert st.st_uid == pwd.getpwnam(user).pw_uid, (path, st.st_uid)
+            with open(path, "rb") as f:
+                got[user].append(f.read())
+    assert sorted(m.split(b"\n\n", 1)[1] for m in got[BOX]) == [b"old body 1\n",
+                                                                b"old body 2\n"], got
+    assert [m.split(b"\n\n", 1)[1] for m in got[GROUPED]] == [b"old body 2\n"], got
+    for m in got[BOX] + got[GROUPED]:
+        assert b"rcpt " not in m and b"TERN1" not in m, m
