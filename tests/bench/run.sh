@@ -3,12 +3,23 @@
 # per second, driven by Postfix's smtp-source on loopback, one message per
 # connection, both servers' spools and Maildirs on one journaled ext4 file
 # system made on a loop device (as root). Not root: tern alone, root fs.
-# Then execs and fsyncs per message (strace -c) and tern-smtpd's PSS.
+# Then the extra measures, each with its unit: execs and fsyncs per message
+# (strace -c); PSS of the SMTP-side processes under load; the time to the
+# 220 greeting; tern-deliver's memory and start-up with a large deferred
+# backlog; the time to deliver a queue built while delivery was stopped;
+# tern-smtpd's PSS holding an idle session; with BENCH_PROFILE=1, a
+# system-wide perf profile of a 20-client tern run.
 # Usage: tests/bench/run.sh BUILD_DIR
 # BENCH_MESSAGES: messages per 1 KiB run (100 KiB runs send a quarter); the
-# default keeps a plain make bench to about 5 minutes on 2 cores.
+# default keeps a plain make bench to about 8 minutes on 2 cores.
+# BENCH_BACKLOG: deferred messages for tern-deliver's memory (100000);
+# BENCH_BACKLOG_WAIT: seconds it may take to start with them (180).
+# BENCH_STOPPED: messages queued while delivery is stopped (10000).
+# BENCH_TABLE=no: skip the table of rates, only the extra measures.
+# BENCH_PROFILE=1: also the perf profile (installs linux-perf as root).
 set -eu
 build=$(cd "${1:-build}" && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
 
 if ! command -v smtp-source >/dev/null 2>&1 && [ ! -x /usr/sbin/smtp-source ]; then
 	if [ "$(id -u)" != 0 ]; then
@@ -24,6 +35,9 @@ fi
 PATH=/usr/sbin:$PATH
 
 messages=${BENCH_MESSAGES:-2000}
+backlog=${BENCH_BACKLOG:-100000}
+backlog_wait=${BENCH_BACKLOG_WAIT:-180}
+stopped=${BENCH_STOPPED:-10000}
 runs=3
 bench_user=ternbench
 work=$(mktemp -d /tmp/tern-bench.XXXXXX)
@@ -38,6 +52,8 @@ cleanup() {
 	[ -n "${server:-}" ] && kill "$server" 2>/dev/null || true
 	[ -n "${deliver:-}" ] && kill "$deliver" 2>/dev/null || true
 	[ -n "${tracer:-}" ] && kill "$tracer" 2>/dev/null || true
+	[ -n "${sampler:-}" ] && kill "$sampler" 2>/dev/null || true
+	[ -n "${profiler:-}" ] && kill -INT "$profiler" 2>/dev/null || true
 	wait 2>/dev/null || true
 	[ -n "$postfix_conf" ] && postfix -c "$postfix_conf" stop >/dev/null 2>&1 || true
 	[ -n "$user_made" ] && userdel "$bench_user" 2>/dev/null || true
@@ -45,6 +61,7 @@ cleanup() {
 		umount "$fs" 2>/dev/null || umount -l "$fs" 2>/dev/null || true
 	fi
 	[ -n "$loop" ] && losetup -d "$loop" 2>/dev/null || true
+	[ -n "${immutable:-}" ] && chattr -i $immutable 2>/dev/null || true
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -73,6 +90,14 @@ while time.time() < deadline:
         time.sleep(0.05)
 sys.exit("nothing listens on 127.0.0.1:%s" % sys.argv[1])
 PY
+}
+
+# wait_file PATH: until PATH is a non-empty file, 10 s at most.
+wait_file() {
+	deadline=$(( $(date +%s) + 10 ))
+	while [ ! -s "$1" ] && [ "$(date +%s)" -lt "$deadline" ]; do
+		sleep 0.02
+	done
 }
 
 # wait_count DIR N: until DIR holds N files, 300 s at most.
@@ -122,19 +147,24 @@ make_loop_fs() {
 	chmod 755 "$fs"
 }
 
-# tern_start NAME: an instance on the bench file system, its smtpd on $port.
+# tern_start NAME [no-deliver]: an instance on the bench file system, its
+# smtpd on $port, and its tern-deliver unless told not to.
 tern_start() {
 	inst=$fs/$1
 	"$build/ternctl" init "$inst" --domain bench.test --user sink >/dev/null
 	conf=$inst/etc/tern.conf
 	port=$(free_port)
-	${trace_deliver:-} "$build/tern-deliver" -C "$conf" 2>"$inst/deliver.log" &
-	deliver=$!
+	[ "${2:-}" = no-deliver ] || deliver_start
 	${trace_smtpd:-} tcpserver -H -R -l localhost -c 200 -b 1024 127.0.0.1 "$port" \
 		"$build/tern-smtpd" -C "$conf" 2>"$inst/smtpd.log" &
 	server=$!
 	wait_port "$port"
 	tern_new=$inst/mail/sink/Maildir/new
+}
+
+deliver_start() {
+	${trace_deliver:-} "$build/tern-deliver" -C "$conf" 2>>"$inst/deliver.log" &
+	deliver=$!
 }
 
 tern_stop() {
@@ -300,55 +330,253 @@ syscalls_per_message() {
 	tern_stop
 }
 
-if [ "$(id -u)" = 0 ]; then
-	make_loop_fs
-	postfix_setup
-	postfix_start
-	echo "tern vs Postfix $(postconf -d -h mail_version), journaled ext4 on $loop," \
-		"smtp-source, one message per connection, $messages messages" \
-		"(a quarter at 100 KiB), medians of $runs interleaved runs"
-	printf '%-8s %-8s %9s %9s %9s %9s %7s %7s\n' clients size \
-		pfx-acc pfx-del tern-acc tern-del r-acc r-del
-	for size in 1024 102400; do
-		for clients in 1 20 100; do
-			compare "$clients" "$size"
-		done
-	done
-	compare 20 1024 10
-	syscalls_per_message
-	postfix_stop
-else
-	echo "the comparison with Postfix needs root (a loop file system, a Postfix" \
-		"instance, a bench user); tern alone on the root file system:"
-	printf '%-8s %-8s %9s %9s\n' clients size tern-acc tern-del
-	for size in 1024 102400; do
-		for clients in 1 20 100; do
-			n=$messages
-			[ "$size" -gt 10000 ] && n=$((messages / 4))
-			tern_run "$clients" "$size" "$n"
-			printf '%-8s %-8s %9s %9s\n' "$clients" "$size" "$acc" "$del"
-		done
-	done
-	tern_run 20 1024 "$messages" 10
-	printf '%-8s %-8s %9s %9s\n' 20x10 1024 "$acc" "$del"
-	syscalls_per_message
-fi
+postfix_master() { head -n 1 "$fs/postfix-queue/pid/master.pid" | tr -d ' '; }
 
-# Memory: the PSS of one tern-smtpd holding an idle session.
-inst="$work/mem"
-"$build/ternctl" init "$inst" --domain bench.test --user sink >/dev/null
-port=$(free_port)
-tcpserver -H -R -l localhost -c 10 -b 10 127.0.0.1 "$port" \
-	"$build/tern-smtpd" -C "$inst/etc/tern.conf" 2>/dev/null &
-server=$!
-wait_port "$port"
-/usr/bin/python3 - "$port" <<'PY'
+# memory_under_load: the PSS of each server's SMTP-side processes, read from
+# /proc/PID/smaps_rollup every 0.1 s by tests/bench/procmem.py during an
+# extra 20-client 1 KiB run per server (not one of the timed runs).
+memory_under_load() {
+	what="every 0.1 s during an extra 20-client 1 KiB run of $messages messages"
+	echo "PSS under load, kB (median and max over the samples of every live process, $what):"
+	if [ -n "$postfix_conf" ]; then
+		rm -rf "$bench_home/Maildir"
+		/usr/bin/python3 "$here/procmem.py" sample "$(postfix_master)" smtpd cleanup \
+			>"$work/postfix-memory" &
+		sampler=$!
+		drive "$postfix_port" "$bench_user@bench.test" "$bench_home/Maildir/new" 20 1024 \
+			"$messages"
+		kill -TERM "$sampler"
+		wait "$sampler" || true
+		sampler=
+		print_memory Postfix "$work/postfix-memory"
+	fi
+	tern_start tern-memory
+	/usr/bin/python3 "$here/procmem.py" sample "$server" tern-smtpd >"$work/tern-memory" &
+	sampler=$!
+	drive "$port" sink@bench.test "$tern_new" 20 1024 "$messages"
+	kill -TERM "$sampler"
+	wait "$sampler" || true
+	sampler=
+	tern_stop
+	print_memory tern "$work/tern-memory"
+	if [ -n "$postfix_conf" ]; then
+		awk 'FNR == NR { t += $2; next } { p += $2 }
+			END { printf "  per connection: tern-smtpd %d kB, Postfix smtpd + cleanup %d kB\n", t, p }' \
+			"$work/tern-memory" "$work/postfix-memory"
+	fi
+}
+
+# print_memory SERVER FILE: FILE's lines from procmem.py sample.
+print_memory() {
+	while read -r name pss max rss samples procs; do
+		printf '  %-8s %-10s PSS median %5d max %5d, RSS median %5d (%d samples of %d processes)\n' \
+			"$1" "$name" "$pss" "$max" "$rss" "$samples" "$procs"
+	done <"$2"
+}
+
+# greeting_times: the time to the 220 greeting (tests/bench/first_reply.c),
+# 500 sessions one after another, QUIT after each.
+greeting_times() {
+	count=500
+	tern_start tern-greeting no-deliver
+	exec_ms=$(TCPREMOTEIP=127.0.0.1 TCPREMOTEPORT=1025 TCPLOCALIP=127.0.0.1 TCPLOCALPORT=25 \
+		"$build/bench/first_reply" exec "$count" "$build/tern-smtpd" -C "$conf" \
+		2>>"$inst/smtpd.log") || exec_ms="failed"
+	tern_ms=$("$build/bench/first_reply" connect "$count" "$port" 2>&1) || tern_ms="failed"
+	tern_stop
+	echo "time to the 220 greeting, ms (median, 10th-90th percentile of $count sessions in a row):"
+	print_greeting "tern-smtpd exec to 220 (fork + exec on a socketpair, no tcpserver)" $exec_ms
+	print_greeting "tern: connect to 220 on loopback (tcpserver fork + exec)" $tern_ms
+	if [ -n "$postfix_conf" ]; then
+		pfx_ms=$("$build/bench/first_reply" connect "$count" "$postfix_port" 2>&1) ||
+			pfx_ms="failed"
+		print_greeting "Postfix: connect to 220 on loopback (smtpd reused, max_use 100)" \
+			$pfx_ms
+	fi
+}
+
+print_greeting() {
+	label=$1
+	shift
+	if [ "$#" = 3 ]; then
+		printf '  %-70s %6s (%s-%s)\n' "$label" "$1" "$2" "$3"
+	else
+		printf '  %-70s %s\n' "$label" "$*"
+	fi
+}
+
+# backlog_memory: tern-deliver's start-up and memory with $backlog deferred
+# messages queued; if it is not idle within $backlog_wait s, the same with
+# a fifth of them, so that make bench still says what a message costs.
+backlog_memory() {
+	backlog_run "$backlog" || backlog_run $((backlog / 5)) || true
+}
+
+# backlog_run N: tern-deliver with N messages queued, each with its one
+# recipient deferred for an hour and its Maildir unwritable (mode 555, and
+# immutable as root, since root ignores modes), written straight into the
+# spool by tests/bench/spool_fill.c through lib/spool.h.  Start-up ends
+# when the CPU time of tern-deliver's process tree has not grown for 1 s
+# (procmem.py settle); memory is that tree's RSS then.  1 if not idle
+# within $backlog_wait s.
+backlog_run() {
+	count=$1
+	inst=$fs/tern-backlog
+	"$build/ternctl" init "$inst" --domain bench.test --user sink >/dev/null
+	conf=$inst/etc/tern.conf
+	maildir=$inst/mail/sink/Maildir
+	chmod 555 "$maildir/tmp" "$maildir/new" "$maildir/cur" "$maildir"
+	if [ "$(id -u)" = 0 ]; then
+		immutable="$maildir/tmp $maildir/new $maildir/cur"
+		chattr +i $immutable
+	fi
+	deliver_start
+	set -- $(/usr/bin/python3 "$here/procmem.py" settle "$deliver" 1 60) failed 0 0
+	empty_s=$2 empty_rss=$3
+	kill "$deliver"
+	wait "$deliver" 2>/dev/null || true
+	fill_spool "$count" || return 1
+	deliver_start
+	set -- $(/usr/bin/python3 "$here/procmem.py" settle "$deliver" 1 "$backlog_wait") \
+		failed 0 0 0 0
+	status=$1 full_s=$2 full_rss=$3 full_pss=$4 procs=$5
+	# still loading, it may not look at signals until it is done
+	[ "$status" = idle ] && kill "$deliver" || kill -KILL "$deliver"
+	wait "$deliver" 2>/dev/null || true
+	deliver=
+	attempts=$(grep -c "deferred id=" "$inst/deliver.log" || true)
+	[ -n "${immutable:-}" ] && chattr -i $immutable
+	immutable=
+	chmod 755 "$maildir" "$maildir/tmp" "$maildir/new" "$maildir/cur"
+	rm -rf "$inst"
+	echo "tern-deliver with $queued deferred messages queued (1 KiB, Maildir unwritable," \
+		"retry in 1 h; written in $fill_s s by tests/bench/spool_fill, page cache warm):"
+	if [ "$status" != idle ]; then
+		echo "  start-up: not idle after $full_s s (its CPU time still growing;" \
+			"RSS then $full_rss kB, $procs processes)"
+		return 1
+	fi
+	echo "  start-up: $full_s s (empty queue: $empty_s s), from exec until its process tree's" \
+		"CPU time stops growing for 1 s; $attempts delivery attempts meanwhile"
+	awk -v e="$empty_rss" -v f="$full_rss" -v p="$full_pss" -v n="$queued" -v procs="$procs" 'BEGIN {
+		per = (f - e) * 1024 / n
+		printf "  RSS: %d kB (PSS %d kB, %d processes; empty queue: %d kB): %.0f bytes per queued message\n", f, p, procs, e, per
+		printf "  so for 1,000,000 queued: about %.0f MB (the empty RSS + 1,000,000 x %.0f bytes)\n", (e * 1024 + per * 1000000) / 1048576, per
+	}'
+}
+
+# fill_spool N: N messages into $inst's spool by two spool_fill processes
+# (they share the journal's commits), under eatmydata when it is there
+# (no fsync per file: one sync of the file system after); sets queued
+# and fill_s.  1 if a spool_fill failed.
+fill_spool() {
+	fill_start=$(now_ms)
+	nosync=
+	command -v eatmydata >/dev/null 2>&1 && nosync=eatmydata
+	shard=0
+	fillers=
+	while [ "$shard" -lt 2 ]; do
+		$nosync "$build/bench/spool_fill" "$inst/spool" "$1" 1024 \
+			sender@client.test sink@bench.test 3600 "$shard" 2 &
+		fillers="$fillers $!"
+		shard=$((shard + 1))
+	done
+	filled=yes
+	for pid in $fillers; do wait "$pid" || filled=no; done
+	if [ "$filled" != yes ]; then
+		echo "tests/bench/spool_fill failed: tern-deliver's backlog not measured" >&2
+		return 1
+	fi
+	sync -f "$inst/spool/queue"
+	queued=$1
+	fill_s=$(awk -v ms="$(( $(now_ms) - fill_start ))" 'BEGIN { printf "%.1f", ms / 1000 }')
+}
+
+# deliver_after_stop: STOPPED messages sent (20 clients, 1 KiB) while
+# delivery is stopped, then delivery started: seconds until the Maildir
+# holds them all.  tern: tern-deliver not running.  Postfix: master.cf
+# without qmgr (cleanup leaves each message in incoming/) and in_flow_delay
+# off (with no qmgr to hand out tokens, each message would wait 1 s), then
+# both put back and `postfix reload`.
+deliver_after_stop() {
+	echo "delivery of $stopped messages (1 KiB) queued while delivery was stopped," \
+		"from its start until the Maildir holds them all:"
+	if [ -n "$postfix_conf" ]; then
+		rm -rf "$bench_home/Maildir"
+		cp "$postfix_conf/master.cf" "$work/master.cf"
+		grep -v '^qmgr[[:space:]]' "$work/master.cf" >"$postfix_conf/master.cf"
+		postconf -c "$postfix_conf" -e in_flow_delay=0s
+		postfix -c "$postfix_conf" reload >/dev/null 2>&1
+		queue_stopped "$postfix_port" "$bench_user@bench.test"
+		cp "$work/master.cf" "$postfix_conf/master.cf"
+		postconf -c "$postfix_conf" -X in_flow_delay
+		start=$(now_ms)
+		postfix -c "$postfix_conf" reload >/dev/null 2>&1
+		print_stopped Postfix "$bench_home/Maildir/new"
+	fi
+	tern_start tern-stopped no-deliver
+	queue_stopped "$port" sink@bench.test
+	start=$(now_ms)
+	deliver_start
+	print_stopped tern "$tern_new"
+	tern_stop
+}
+
+# queue_stopped PORT RCPT: sends $stopped messages, sets queued_s.
+queue_stopped() {
+	queue_start=$(now_ms)
+	smtp-source -s 20 -m "$stopped" -l 1024 -f sender@client.test -t "$2" -M client.test \
+		"127.0.0.1:$1"
+	queued_s=$(awk -v ms="$(( $(now_ms) - queue_start ))" 'BEGIN { printf "%.1f", ms / 1000 }')
+}
+
+# print_stopped SERVER MAILDIR_NEW: waits from $start for $stopped files.
+print_stopped() {
+	wait_count "$2" "$stopped"
+	ms=$(( $(now_ms) - start ))
+	got=$(count_new "$2")
+	awk -v s="$1" -v n="$got" -v want="$stopped" -v ms="$ms" -v q="$queued_s" 'BEGIN {
+		printf "  %-8s %6.1f s, %6.1f msg/s (%d of %d delivered; queueing them took %s s)\n",
+			s, ms / 1000, n * 1000 / (ms > 0 ? ms : 1), n, want, q }'
+}
+
+# profile: perf record -e cpu-clock -a -g (no hardware counters here)
+# during an extra 20-client 1 KiB tern run; the top of perf report.
+profile() {
+	if ! command -v perf >/dev/null 2>&1; then
+		sh "$here/../deps.sh" linux-perf || return 0
+	fi
+	tern_start tern-profile
+	perf record -q -e cpu-clock -a -g -o "$work/perf.data" 2>"$work/perf.log" &
+	profiler=$!
+	wait_file "$work/perf.data"
+	drive "$port" sink@bench.test "$tern_new" 20 1024 "$messages"
+	kill -INT "$profiler"
+	wait "$profiler" 2>/dev/null || true
+	profiler=
+	tern_stop
+	echo "profile (perf record -e cpu-clock -a -g, the whole machine during an extra" \
+		"20-client 1 KiB tern run of $messages messages; top 30 by comm, dso):"
+	perf report -i "$work/perf.data" --stdio --no-children --sort comm,dso -g none \
+		2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 30
+}
+
+# idle_session_memory: the PSS of one tern-smtpd holding an idle session.
+idle_session_memory() {
+	inst="$work/mem"
+	"$build/ternctl" init "$inst" --domain bench.test --user sink >/dev/null
+	port=$(free_port)
+	tcpserver -H -R -l localhost -c 10 -b 10 127.0.0.1 "$port" \
+		"$build/tern-smtpd" -C "$inst/etc/tern.conf" 2>/dev/null &
+	server=$!
+	wait_port "$port"
+	/usr/bin/python3 - "$port" "$server" <<'PY'
 import re, smtplib, subprocess, sys, time
 s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), local_hostname="client.test")
 s.ehlo()
 s.mail("a@client.test")
-time.sleep(0.2)
-pids = subprocess.run(["pgrep", "-x", "tern-smtpd"], capture_output=True, text=True).stdout.split()
+pids = subprocess.run(["pgrep", "-P", sys.argv[2], "-x", "tern-smtpd"], capture_output=True,
+                      text=True).stdout.split()
 for pid in pids:
     try:
         text = open("/proc/%s/smaps_rollup" % pid).read()
@@ -356,10 +584,67 @@ for pid in pids:
         continue
     pss = re.search(r"^Pss:\s+(\d+) kB", text, re.M)
     rss = re.search(r"^Rss:\s+(\d+) kB", text, re.M)
-    print("tern-smtpd memory: PSS %s kB, RSS %s kB (pid %s)" % (pss.group(1), rss.group(1), pid))
+    print("tern-smtpd holding an idle session (after MAIL): PSS %s kB, RSS %s kB"
+          % (pss.group(1), rss.group(1)))
     break
+else:
+    print("tern-smtpd holding an idle session: no process found")
 s.quit()
 PY
-kill "$server" 2>/dev/null || true
-wait "$server" 2>/dev/null || true
-server=
+	kill "$server" 2>/dev/null || true
+	wait "$server" 2>/dev/null || true
+	server=
+}
+
+bench_start=$(now_ms)
+if [ "$(id -u)" = 0 ]; then
+	make_loop_fs
+	postfix_setup
+	postfix_start
+	if [ "${BENCH_TABLE:-yes}" != no ]; then
+		echo "tern vs Postfix $(postconf -d -h mail_version), journaled ext4 on $loop," \
+			"smtp-source, one message per connection, $messages messages" \
+			"(a quarter at 100 KiB), medians of $runs interleaved runs; rates in msg/s"
+		printf '%-8s %-8s %9s %9s %9s %9s %7s %7s\n' clients size \
+			pfx-acc pfx-del tern-acc tern-del r-acc r-del
+		for size in 1024 102400; do
+			for clients in 1 20 100; do
+				compare "$clients" "$size"
+			done
+		done
+		compare 20 1024 10
+	fi
+else
+	echo "the comparison with Postfix needs root (a loop file system, a Postfix" \
+		"instance, a bench user); tern alone on the root file system:"
+	if [ "${BENCH_TABLE:-yes}" != no ]; then
+		printf '%-8s %-8s %9s %9s\n' clients size tern-acc tern-del
+		for size in 1024 102400; do
+			for clients in 1 20 100; do
+				n=$messages
+				[ "$size" -gt 10000 ] && n=$((messages / 4))
+				tern_run "$clients" "$size" "$n"
+				printf '%-8s %-8s %9s %9s\n' "$clients" "$size" "$acc" "$del"
+			done
+		done
+		tern_run 20 1024 "$messages" 10
+		printf '%-8s %-8s %9s %9s\n' 20x10 1024 "$acc" "$del"
+	fi
+fi
+echo
+echo "extra measures:"
+syscalls_per_message
+memory_under_load
+greeting_times
+idle_session_memory
+backlog_memory
+deliver_after_stop
+if [ "${BENCH_PROFILE:-0}" = 1 ]; then
+	if [ "$(id -u)" = 0 ]; then
+		profile
+	else
+		echo "profile: perf record -a needs root here; skipped"
+	fi
+fi
+[ -n "$postfix_conf" ] && postfix_stop
+echo "make bench took $(( ($(now_ms) - bench_start) / 1000 )) s"
