@@ -13,7 +13,7 @@
 # BENCH_MESSAGES: messages per 1 KiB run (100 KiB runs send a quarter); the
 # default keeps a plain make bench to about 8 minutes on 2 cores.
 # BENCH_BACKLOG: deferred messages for tern-deliver's memory (100000);
-# BENCH_BACKLOG_WAIT: seconds it may take to start with them (180).
+# BENCH_BACKLOG_WAIT: seconds it may take to start with them (120).
 # BENCH_STOPPED: messages queued while delivery is stopped (10000).
 # BENCH_TABLE=no: skip the table of rates, only the extra measures.
 # BENCH_PROFILE=1: also the perf profile (installs linux-perf as root).
@@ -36,7 +36,7 @@ PATH=/usr/sbin:$PATH
 
 messages=${BENCH_MESSAGES:-2000}
 backlog=${BENCH_BACKLOG:-100000}
-backlog_wait=${BENCH_BACKLOG_WAIT:-180}
+backlog_wait=${BENCH_BACKLOG_WAIT:-120}
 stopped=${BENCH_STOPPED:-10000}
 runs=3
 bench_user=ternbench
