@@ -407,9 +407,9 @@ print_greeting() {
 
 # backlog_memory: tern-deliver's start-up and memory with $backlog deferred
 # messages queued; if it is not idle within $backlog_wait s, the same with
-# a fifth of them, so that make bench still says what a message costs.
+# a tenth of them, so that make bench still says what a message costs.
 backlog_memory() {
-	backlog_run "$backlog" || backlog_run $((backlog / 5)) || true
+	backlog_run "$backlog" || backlog_run $((backlog / 10)) || true
 }
 
 # backlog_run N: tern-deliver with N messages queued, each with its one
