@@ -341,28 +341,28 @@ memory_under_load() {
 	if [ -n "$postfix_conf" ]; then
 		rm -rf "$bench_home/Maildir"
 		/usr/bin/python3 "$here/procmem.py" sample "$(postfix_master)" smtpd cleanup \
-			>"$work/postfix-memory" &
+			>"$work/memory.postfix" &
 		sampler=$!
 		drive "$postfix_port" "$bench_user@bench.test" "$bench_home/Maildir/new" 20 1024 \
 			"$messages"
 		kill -TERM "$sampler"
 		wait "$sampler" || true
 		sampler=
-		print_memory Postfix "$work/postfix-memory"
+		print_memory Postfix "$work/memory.postfix"
 	fi
 	tern_start tern-memory
-	/usr/bin/python3 "$here/procmem.py" sample "$server" tern-smtpd >"$work/tern-memory" &
+	/usr/bin/python3 "$here/procmem.py" sample "$server" tern-smtpd >"$work/memory.tern" &
 	sampler=$!
 	drive "$port" sink@bench.test "$tern_new" 20 1024 "$messages"
 	kill -TERM "$sampler"
 	wait "$sampler" || true
 	sampler=
 	tern_stop
-	print_memory tern "$work/tern-memory"
+	print_memory tern "$work/memory.tern"
 	if [ -n "$postfix_conf" ]; then
 		awk 'FNR == NR { t += $2; next } { p += $2 }
 			END { printf "  per connection: tern-smtpd %d kB, Postfix smtpd + cleanup %d kB\n", t, p }' \
-			"$work/tern-memory" "$work/postfix-memory"
+			"$work/memory.tern" "$work/memory.postfix"
 	fi
 }
 
