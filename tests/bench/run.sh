@@ -510,15 +510,17 @@ deliver_after_stop() {
 		queue_stopped "$postfix_port" "$bench_user@bench.test"
 		cp "$work/master.cf" "$postfix_conf/master.cf"
 		postconf -c "$postfix_conf" -X in_flow_delay
+		early=$(count_new "$bench_home/Maildir/new")
 		start=$(now_ms)
 		postfix -c "$postfix_conf" reload >/dev/null 2>&1
-		print_stopped Postfix "$bench_home/Maildir/new"
+		print_stopped Postfix "$bench_home/Maildir/new" "$early"
 	fi
 	tern_start tern-stopped no-deliver
 	queue_stopped "$port" sink@bench.test
+	early=$(count_new "$tern_new")
 	start=$(now_ms)
 	deliver_start
-	print_stopped tern "$tern_new"
+	print_stopped tern "$tern_new" "$early"
 	tern_stop
 }
 
@@ -530,14 +532,17 @@ queue_stopped() {
 	queued_s=$(awk -v ms="$(( $(now_ms) - queue_start ))" 'BEGIN { printf "%.1f", ms / 1000 }')
 }
 
-# print_stopped SERVER MAILDIR_NEW: waits from $start for $stopped files.
+# print_stopped SERVER MAILDIR_NEW EARLY: waits from $start for $stopped
+# files; EARLY of them were there before the start (none, if delivery
+# really was stopped).
 print_stopped() {
 	wait_count "$2" "$stopped"
 	ms=$(( $(now_ms) - start ))
 	got=$(count_new "$2")
-	awk -v s="$1" -v n="$got" -v want="$stopped" -v ms="$ms" -v q="$queued_s" 'BEGIN {
-		printf "  %-8s %6.1f s, %6.1f msg/s (%d of %d delivered; queueing them took %s s)\n",
-			s, ms / 1000, n * 1000 / (ms > 0 ? ms : 1), n, want, q }'
+	awk -v s="$1" -v n="$got" -v want="$stopped" -v ms="$ms" -v q="$queued_s" -v early="$3" 'BEGIN {
+		printf "  %-8s %6.1f s, %6.1f msg/s (%d of %d delivered, %d of them before the start;" \
+			" queueing them took %s s)\n",
+			s, ms / 1000, n * 1000 / (ms > 0 ? ms : 1), n, want, early, q }'
 }
 
 # profile: perf record -e cpu-clock -a -g (no hardware counters here)
