@@ -11,7 +11,8 @@
 # system-wide perf profile of a 20-client tern run.
 # Usage: tests/bench/run.sh BUILD_DIR
 # BENCH_MESSAGES: messages per 1 KiB run (100 KiB runs send a quarter); the
-# default keeps a plain make bench to about 8 minutes on 2 cores.
+# default keeps a plain make bench within 15 minutes on 2 cores (14 measured
+# with other work beside it).
 # BENCH_BACKLOG: deferred messages for tern-deliver's memory (100000);
 # BENCH_BACKLOG_WAIT: seconds it may take to start with them (120).
 # BENCH_STOPPED: messages queued while delivery is stopped (10000).
