@@ -1,0 +1,51 @@
+/* commit: the one way a message enters the spool, for the tern-queue
+ * program and the queue service alike.
+ *
+ * Promises: commit_begin creates tmp/ID (never seen by delivery);
+ * commit_add_bytes and commit_add_envelope fill it; commit_batch makes a
+ * batch of them durable and visible: each file fsync'd and closed, then
+ * linked into incoming/, then ONE fsync of incoming/ for the whole batch,
+ * and only then does a message's outcome say QQ_QUEUED.  A message whose
+ * outcome is anything else is in no folder delivery reads: a failure of
+ * the folder's fsync takes back every link of that batch, since none of
+ * them is known to be durable.  Whatever happens, tmp/ID is gone when
+ * commit_batch or commit_abort returns.  The spool's format is written
+ * here and in lib/spool.c, nowhere else. */
+#ifndef TERN_QUEUE_COMMIT_H
+#define TERN_QUEUE_COMMIT_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "util.h"
+
+struct commit {
+	const char *spool;	/* the caller's; outlives the commit */
+	char id[QID_MAX];
+	char tmp_path[PATH_MAX];	/* "" when there is none (left) */
+	int fd;			/* on tmp_path; -1 when closed */
+	uint64_t size;		/* message octets added */
+	int outcome;		/* QQ_QUEUED, or the code that refused it */
+	const char *what;	/* the step that failed, for the log */
+	int error;		/* its errno, 0 if none */
+};
+
+/* Creates tmp/ID for a new message.  QQ_QUEUED, or the code that refuses
+ * it (71 if ID is in use, 62 or 53 for the folder); nothing is left then. */
+int commit_begin(struct commit *c, const char *spool, const char *id);
+/* Appends LEN octets of the message.  QQ_QUEUED, or 53 (the commit has
+ * then failed: abort it). */
+int commit_add_bytes(struct commit *c, const void *buf, size_t len);
+/* Appends the envelope block and footer after the message.  QQ_QUEUED, or
+ * 31 (too large), 51 or 53. */
+int commit_add_envelope(struct commit *c, time_t queued, const char *sender,
+			char *const *rcpts, size_t nrcpts);
+/* Commits the N messages of BATCH (all in one spool; each one's outcome
+ * QQ_QUEUED so far) as this header says, and sets each one's outcome. */
+void commit_batch(struct commit *const *batch, size_t n);
+/* Drops the message: closes and removes tmp/ID. */
+void commit_abort(struct commit *c);
+
+#endif
