@@ -16,6 +16,7 @@
 #include "intake.h"
 #include "local_agent.h"
 #include "outcome.h"
+#include "queue_service.h"
 #include "recipient.h"
 #include "reports.h"
 #include "store.h"
@@ -39,6 +40,7 @@ struct deliver {
 	time_t next_scan;	/* of incoming/, poke or not */
 	struct id_list retry;	/* messages in queue/ whose load failed */
 	struct counters counters;
+	struct queue_service service;
 };
 
 #endif

@@ -28,6 +28,7 @@
 #include "dispatch.h"
 #include "intake.h"
 #include "log.h"
+#include "queue_service.h"
 #include "recipient.h"
 #include "requests.h"
 #include "spool.h"
@@ -56,6 +57,8 @@ static void run_loop(struct deliver *d)
 	for (;;) {
 		time_t now = time(NULL);
 		if (!d->stopping)
+			queue_service_start(&d->service);
+		if (!d->stopping)
 			dispatch(d, now);
 		write_counters(d, now, false);
 		if (d->stopping && local_agents_idle(d->agents) && reports_timeout(d) < 0)
@@ -67,7 +70,8 @@ static void run_loop(struct deliver *d)
 		size_t nagent = local_agents_pollfds(d->agents, fds + 2, AGENT_POLLFDS_MAX);
 		int timeout = d->stopping ? sooner(reports_timeout(d),
 						   local_agents_timeout_ms(d->agents))
-					  : next_timeout(d, now);
+					  : sooner(next_timeout(d, now),
+						   queue_service_timeout(&d->service));
 		if (poll(fds, 2 + nagent, timeout) < 0 && errno != EINTR) {
 			log_event("error", "what=poll error=%s", strerror(errno));
 			sleep(1);
@@ -83,6 +87,7 @@ static void run_loop(struct deliver *d)
 				if (sig[i] == SIGTERM || sig[i] == SIGINT)
 					d->stopping = true;
 			agents_ready = true;
+			queue_service_reap(&d->service);
 		}
 		if (agents_ready || local_agents_timeout_ms(d->agents) == 0)
 			collect_deliveries(d);
@@ -271,6 +276,7 @@ int main(int argc, char **argv)
 
 	memset(&d, 0, sizeof d);
 	d.trigger_fd = -1;
+	d.service.listen_fd = -1;
 	if (argc == 3 && strcmp(argv[1], "-C") == 0)
 		flag = argv[2];
 	else if (argc != 1) {
@@ -289,8 +295,10 @@ int main(int argc, char **argv)
 	scan_incoming(&d, now);
 	cleanup(&d, now);
 	apply_requests(&d, now);
+	queue_service_open(&d.service, &d.conf, d.queue_program);
 	log_event("start", "spool=%s local_concurrency=%u", d.conf.spool, local_concurrency(&d));
 	run_loop(&d);
+	queue_service_stop(&d.service);
 	log_event("stop", "spool=%s", d.conf.spool);
 	free_messages(&d.store);
 	drop_tickets(&d);

@@ -81,7 +81,7 @@ static int report_file(struct deliver *d, struct message *m, const char *to,
 	int original = spool_open_message(d->conf.spool, SPOOL_QUEUE, m->id, m->format, m->msglen);
 	if (original < 0)
 		return -1;
-	int report = memfd_create("tern-report", MFD_CLOEXEC);
+	int report = memfd_create("tern-report", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	struct dsn_info info = {
 		.hostname = d->conf.hostname, .queue_id = m->id, .to = to,
 		.arrival = m->queued, .delayed = delayed,
@@ -106,6 +106,7 @@ static int start_report(struct deliver *d, struct report_job *job, struct messag
 	struct queue_target target = {
 		.program = d->queue_program, .config = d->conf.path, .qid = NULL,
 		.timeout = d->conf.queue_timeout,
+		.socket = d->conf.queue_socket, .spool = d->conf.spool,
 	};
 	size_t envlen;
 	char *envelope = queue_envelope(from, (char *[]){ (char *)to }, 1, &envlen);

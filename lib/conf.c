@@ -54,6 +54,9 @@ static const struct key keys[] = {
 	RANGED(session_timeout, K_DURATION, 1, 7 * 86400),
 	RANGED(queue_timeout, K_DURATION, 1, 86400),
 	FIELD(queue_minfree, K_SIZE),
+	FIELD(queue_socket, K_PATH),
+	RANGED(queue_connections, K_COUNT, 1, 100000),
+	RANGED(queue_connections_per_uid, K_COUNT, 1, 100000),
 	FIELD(recipient_delimiter, K_STRING),
 	RANGED(local_concurrency, K_COUNT, 1, 1000),
 	RANGED(remote_concurrency, K_COUNT, 1, 10000),
@@ -105,6 +108,8 @@ void conf_defaults(struct tern_conf *c)
 	c->session_timeout = 3600;
 	c->queue_timeout = 10 * 60;
 	c->queue_minfree = 64ULL << 20;
+	c->queue_connections = 500;
+	c->queue_connections_per_uid = 250;
 	c->local_concurrency = 20;
 	c->remote_concurrency = 50;
 	c->remote_concurrency_per_destination = 10;
@@ -451,6 +456,10 @@ int conf_load(struct tern_conf *c, const char *path, char *err, size_t errsize)
 			    "hostname: required unless instance = yes");
 	if (c->hostname[0] == '\0')
 		str_copy(c->hostname, sizeof c->hostname, "localhost");
+	if (c->queue_socket[0] == '\0' &&
+	    spool_path(c->queue_socket, sizeof c->queue_socket, c->spool, SPOOL_PUBLIC,
+		       SPOOL_QUEUE_SOCKET) < 0)
+		return fail(err, errsize, path, 0, "spool: path too long");
 	return 0;
 }
 

@@ -40,6 +40,9 @@ struct tern_conf {
 	unsigned session_timeout;
 	unsigned queue_timeout;
 	uint64_t queue_minfree;
+	char queue_socket[PATH_MAX];	/* "" in the file: <spool>/public/queue */
+	unsigned queue_connections;	/* the queue service's, in all */
+	unsigned queue_connections_per_uid;
 	char recipient_delimiter[16];
 	unsigned local_concurrency;
 	unsigned remote_concurrency;

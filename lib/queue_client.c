@@ -9,7 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,6 +24,10 @@
 #define WAIT_SLICE_MS 50
 /* The child's protocol: fd 0 message, fd 1 envelope, fd 6 custom text. */
 #define CHILD_FDS 7
+/* How long the service may take to greet a new connection before the
+ * program runs instead (at most the target's timeout). */
+#define GREETING_TIMEOUT_MS 5000
+#define SERVICE_SEALS (F_SEAL_SEAL | F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW)
 
 static int64_t now_ms(void)
 {
@@ -54,7 +61,7 @@ static void close_fd(int *fd)
 static void client_init(struct queue_client *q, unsigned timeout)
 {
 	memset(q, 0, sizeof *q);
-	q->pidfd = q->message_fd = q->envelope_fd = q->custom_fd = -1;
+	q->pidfd = q->message_fd = q->envelope_fd = q->custom_fd = q->sock = -1;
 	q->timeout = timeout;
 	q->outcome = QUEUE_PENDING;
 }
@@ -70,6 +77,13 @@ int queue_program(char *out, size_t outsize)
 		return -1;
 	}
 	return 0;
+}
+
+const char *queue_socket(const char *socket)
+{
+	const char *filter = getenv("QMAILQUEUE");
+
+	return filter != NULL && filter[0] != '\0' ? NULL : socket;
 }
 
 char *queue_envelope(const char *sender, char *const *rcpts, size_t nrcpts, size_t *len)
@@ -93,6 +107,227 @@ char *queue_envelope(const char *sender, char *const *rcpts, size_t nrcpts, size
 	env[n++] = '\0';
 	*len = n;
 	return env;
+}
+
+/* ---- the service ---- */
+
+/* Reads the service's greeting by DEADLINE: 0 if it takes the connection. */
+static int read_greeting(int sock, int64_t deadline)
+{
+	char buf[sizeof QS_GREETING];
+	size_t got = 0, want = sizeof QS_GREETING - 1;
+
+	while (got < want) {
+		ssize_t n = read(sock, buf + got, want - got);
+		if (n > 0) {
+			got += (size_t)n;
+			continue;
+		}
+		if (n == 0 || (errno != EAGAIN && errno != EINTR))
+			return -1;
+		struct pollfd p = { .fd = sock, .events = POLLIN };
+		int left = ms_until(deadline);
+		if (left == 0 || poll(&p, 1, left) == 0)
+			return -1;
+	}
+	return memcmp(buf, QS_GREETING, want) == 0 ? 0 : -1;
+}
+
+/* Whether the peer of SOCK is the owner of the spool folder. */
+static bool peer_owns_spool(int sock, const char *spool)
+{
+	struct ucred cred;
+	socklen_t len = sizeof cred;
+	struct stat st;
+
+	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || len != sizeof cred ||
+	    stat(spool, &st) < 0)
+		return false;
+	if (cred.uid == st.st_uid)
+		return true;
+	log_event("error", "what=queue_socket peer_uid=%u spool_owner=%u",
+		  (unsigned)cred.uid, (unsigned)st.st_uid);
+	return false;
+}
+
+/* A connection to the service at T's socket that passed the owner check
+ * (and, if GREET_BY is not 0, whose greeting came by then); -1 if there
+ * is none, and nothing was sent. */
+static int service_connect(const struct queue_target *t, int64_t greet_by)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	if (t->socket == NULL || t->socket[0] == '\0' || t->spool == NULL ||
+	    !str_copy(sa.sun_path, sizeof sa.sun_path, t->socket))
+		return -1;
+	int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (sock < 0)
+		return -1;
+	if (connect(sock, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+	    !peer_owns_spool(sock, t->spool) ||
+	    (greet_by != 0 && read_greeting(sock, greet_by) < 0)) {
+		close(sock);
+		return -1;
+	}
+	return sock;
+}
+
+/* "begin ID" with FD, in one message: all of it sent, or nothing. */
+static int send_begin(int sock, const char *qid, int fd)
+{
+	char line[QS_LINE_MAX];
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} control;
+	int n = qs_format_begin(line, sizeof line, qid);
+
+	if (n < 0)
+		return -1;
+	memset(&control, 0, sizeof control);
+	struct iovec iov = { .iov_base = line, .iov_len = (size_t)n };
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = control.buf, .msg_controllen = sizeof control.buf,
+	};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+	ssize_t sent;
+	do
+		sent = sendmsg(sock, &mh, MSG_NOSIGNAL);
+	while (sent < 0 && errno == EINTR);
+	return sent == n ? 0 : -1;
+}
+
+/* T's qid, or a fresh one, into Q. */
+static void choose_qid(struct queue_client *q, const struct queue_target *t)
+{
+	if (t->qid != NULL)
+		str_copy(q->qid, sizeof q->qid, t->qid);
+	else
+		qid_make(q->qid);
+}
+
+/* The message, piece by piece, through a pipe to the service.  0, or -1
+ * with nothing sent (the program runs instead). */
+static int start_service(struct queue_client *q, const struct queue_target *t)
+{
+	int64_t greet_by = now_ms() + (t->timeout * 1000LL < GREETING_TIMEOUT_MS
+				       ? t->timeout * 1000LL : GREETING_TIMEOUT_MS);
+	int p[2];
+	int sock = service_connect(t, greet_by);
+
+	if (sock < 0)
+		return -1;
+	choose_qid(q, t);
+	if (!qid_valid(q->qid) || pipe2(p, O_CLOEXEC) < 0) {
+		close(sock);
+		return -1;
+	}
+	if (send_begin(sock, q->qid, p[0]) < 0) {
+		close(sock), close(p[0]), close(p[1]);
+		return -1;
+	}
+	close(p[0]);
+	q->sock = sock;
+	q->greeted = true;
+	q->message_fd = p[1];
+	fd_nonblock(q->message_fd);
+	return 0;
+}
+
+/* A memfd made for sealing, at offset 0, sealed now: its size, or -1. */
+static off_t sealed_size(int fd)
+{
+	struct stat st;
+
+	if (lseek(fd, 0, SEEK_CUR) != 0 || fstat(fd, &st) < 0)
+		return -1;
+	int seals = fcntl(fd, F_GET_SEALS);
+	if (seals < 0)
+		return -1;
+	if ((seals & SERVICE_SEALS) != SERVICE_SEALS &&
+	    fcntl(fd, F_ADD_SEALS, SERVICE_SEALS & ~seals) < 0)
+		return -1;
+	return st.st_size;
+}
+
+static int write_by(struct queue_client *q, int fd, const char *buf, size_t len,
+		    int64_t deadline);
+
+/* "end MSGLEN ENVLEN" and the envelope, by the deadline. */
+static int send_end(struct queue_client *q, const char *envelope, size_t len)
+{
+	char line[QS_LINE_MAX];
+	int n = qs_format_end(line, sizeof line, q->written, len);
+
+	if (n < 0 || write_by(q, q->sock, line, (size_t)n, q->deadline_ms) < 0)
+		return -1;
+	return write_by(q, q->sock, envelope, len, q->deadline_ms);
+}
+
+/* The whole message in MESSAGE_FD to the service, without waiting for
+ * its greeting (read with the reply).  0, or -1 with nothing sent. */
+static int submit_service(struct queue_client *q, const struct queue_target *t,
+			  int message_fd, const char *envelope, size_t len)
+{
+	off_t size = sealed_size(message_fd);
+	int sock = size < 0 ? -1 : service_connect(t, 0);
+
+	if (sock < 0)
+		return -1;
+	choose_qid(q, t);
+	if (!qid_valid(q->qid) || send_begin(sock, q->qid, message_fd) < 0) {
+		close(sock);
+		return -1;
+	}
+	q->sock = sock;
+	q->written = (uint64_t)size;
+	q->deadline_ms = deadline_after(q->timeout);
+	if (send_end(q, envelope, len) < 0 && q->sock >= 0) {
+		close_fd(&q->sock);
+		q->outcome = QUEUE_FAILED;
+	}
+	return 0;
+}
+
+/* Takes what the service has said, without waiting: the outcome once its
+ * reply line is whole (QUEUE_FAILED for a busy or broken service). */
+static int read_reply(struct queue_client *q)
+{
+	for (;;) {
+		char *lf = memchr(q->line, '\n', q->line_len);
+		if (lf != NULL) {
+			size_t len = (size_t)(lf - q->line);
+			int code;
+			if (!q->greeted && len + 1 == sizeof QS_GREETING - 1 &&
+			    memcmp(q->line, QS_GREETING, len + 1) == 0) {
+				q->greeted = true;
+				memmove(q->line, lf + 1, q->line_len - len - 1);
+				q->line_len -= len + 1;
+				continue;
+			}
+			if (!q->greeted || qs_parse_reply(q->line, len, &code) < 0)
+				code = QUEUE_FAILED;
+			close_fd(&q->sock);
+			return q->outcome = code;
+		}
+		if (q->line_len == sizeof q->line)
+			break;
+		ssize_t n = read(q->sock, q->line + q->line_len, sizeof q->line - q->line_len);
+		if (n > 0) {
+			q->line_len += (size_t)n;
+			continue;
+		}
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return QUEUE_PENDING;
+		break;
+	}
+	close_fd(&q->sock);
+	return q->outcome = QUEUE_FAILED;
 }
 
 /* ---- the child ---- */
@@ -183,6 +418,8 @@ int queue_start(struct queue_client *q, const struct queue_target *t)
 	int mp[2] = { -1, -1 }, ep[2] = { -1, -1 };
 
 	client_init(q, t->timeout);
+	if (start_service(q, t) == 0)
+		return 0;
 	if (pipe2(mp, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0)
 		goto fail;
 	mp[0] = lift(mp[0]), ep[0] = lift(ep[0]);
@@ -220,6 +457,8 @@ int queue_submit(struct queue_client *q, const struct queue_target *t, int messa
 		 const char *envelope, size_t len)
 {
 	client_init(q, t->timeout);
+	if (submit_service(q, t, message_fd, envelope, len) == 0)
+		return 0;
 	int env = envelope_file(envelope, len);
 	int message = env < 0 ? -1 : fcntl(message_fd, F_DUPFD_CLOEXEC, CHILD_FDS);
 	int r = message < 0 ? -1 : begin(q, t, message, env);
@@ -254,6 +493,13 @@ static void ended(struct queue_client *q, int outcome)
 static void kill_queue(struct queue_client *q)
 {
 	q->broken = true;
+	if (q->sock >= 0) {	/* the service discards what it has not committed */
+		log_event("error", "what=queue_timeout socket=yes timeout_s=%u", q->timeout);
+		close_fd(&q->sock);
+		close_fd(&q->message_fd);
+		q->outcome = QUEUE_TIMED_OUT;
+		return;
+	}
 	if (q->pid <= 0) {	/* (never kill(-0): that is this process's own group) */
 		if (q->outcome == QUEUE_PENDING)
 			q->outcome = QUEUE_TIMED_OUT;
@@ -273,6 +519,11 @@ int queue_check(struct queue_client *q)
 
 	if (q->outcome != QUEUE_PENDING)
 		return q->outcome;
+	if (q->sock >= 0) {
+		if (read_reply(q) == QUEUE_PENDING && ms_until(q->deadline_ms) == 0)
+			kill_queue(q);
+		return q->outcome;
+	}
 	if (q->pid <= 0)
 		return q->outcome = QUEUE_FAILED;
 	pid_t r = waitpid(q->pid, &status, WNOHANG);
@@ -297,6 +548,11 @@ int queue_wait(struct queue_client *q)
 
 	while ((outcome = queue_check(q)) == QUEUE_PENDING) {
 		int left = ms_until(q->deadline_ms);
+		if (q->sock >= 0) {
+			struct pollfd p = { .fd = q->sock, .events = POLLIN };
+			poll(&p, 1, left);
+			continue;
+		}
 		if (q->pidfd < 0) {
 			poll(NULL, 0, left < WAIT_SLICE_MS ? left : WAIT_SLICE_MS);
 			continue;
@@ -339,6 +595,8 @@ int queue_write(struct queue_client *q, const void *buf, size_t len)
 	if (len > 0 &&
 	    write_by(q, q->message_fd, buf, len, deadline_after(q->timeout)) < 0)
 		q->broken = true;
+	if (!q->broken)
+		q->written += len;
 	return q->broken ? -1 : 0;
 }
 
@@ -346,9 +604,37 @@ void queue_end(struct queue_client *q, const char *envelope, size_t len)
 {
 	close_fd(&q->message_fd);
 	q->deadline_ms = deadline_after(q->timeout);
+	if (q->sock >= 0) {
+		/* Sent even after a failed write: the service has refused the
+		 * message then, and says so in its reply. */
+		if (send_end(q, envelope, len) < 0 && q->sock >= 0) {
+			close_fd(&q->sock);
+			q->outcome = QUEUE_FAILED;
+		}
+		return;
+	}
 	if (!q->broken && write_by(q, q->envelope_fd, envelope, len, q->deadline_ms) < 0)
 		q->broken = true;
 	close_fd(&q->envelope_fd);
+}
+
+/* The service has seen the connection end (and removed what it had of
+ * the message) when it closes its side: waited for up to the timeout. */
+static void close_service(struct queue_client *q)
+{
+	char buf[QS_LINE_MAX];
+
+	shutdown(q->sock, SHUT_WR);
+	for (;;) {
+		ssize_t n = read(q->sock, buf, sizeof buf);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			break;
+		struct pollfd p = { .fd = q->sock, .events = POLLIN };
+		int left = ms_until(q->deadline_ms);
+		if (n < 0 && (left == 0 || poll(&p, 1, left) == 0))
+			break;
+	}
+	close_fd(&q->sock);
 }
 
 void queue_abort(struct queue_client *q)
@@ -356,6 +642,8 @@ void queue_abort(struct queue_client *q)
 	close_fd(&q->message_fd);
 	close_fd(&q->envelope_fd);
 	q->deadline_ms = deadline_after(q->timeout);
+	if (q->sock >= 0)
+		close_service(q);
 	if (q->pid > 0)
 		queue_wait(q);
 	close_fd(&q->custom_fd);

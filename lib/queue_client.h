@@ -13,11 +13,16 @@
  * wait at all.  A child starts with default signal dispositions and an
  * empty signal mask, in a process group of its own.
  *
- * Today the queue is a program speaking qmail-queue's protocol (tern-queue
- * or $QMAILQUEUE); struct queue_client's fields are this module's own, so
- * that the queue service's socket (issue 7) can come in behind the same
- * calls: a connection in place of the child, its reply in place of the
- * exit status. */
+ * The queue is the queue service when the target names its socket and
+ * the service answers there (tern-queue(8), "The queue service"), else a
+ * program speaking qmail-queue's protocol (tern-queue or $QMAILQUEUE).
+ * The service is used only if connecting works, the peer (SO_PEERCRED) is
+ * the spool folder's owner and it greets; otherwise, before any byte of
+ * the message is sent, the program runs instead, and never after: once
+ * the message went to the service, its outcome is the service's.  A
+ * connection in place of the child, its reply in place of the exit
+ * status, with the same outcomes, so queue_reply answers alike.
+ */
 #ifndef TERN_QUEUE_CLIENT_H
 #define TERN_QUEUE_CLIENT_H
 
@@ -25,6 +30,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include "queue_protocol.h"
+#include "util.h"
 
 #define QUEUE_REPLY_MAX 512
 
@@ -35,6 +43,8 @@
 
 struct queue_target {
 	const char *program;	/* tern-queue, or $QMAILQUEUE */
+	const char *socket;	/* queue_socket; NULL or "": the program only */
+	const char *spool;	/* whose owner the service must be */
 	const char *config;	/* tern.conf, absolute: exported as TERN_CONFIG */
 	const char *qid;	/* exported as TERN_QID; NULL: none */
 	unsigned timeout;	/* queue_timeout, seconds */
@@ -46,6 +56,12 @@ struct queue_client {
 	int message_fd;
 	int envelope_fd;
 	int custom_fd;		/* fd 6 of the child: text for exit 82 */
+	int sock;		/* the service's connection; -1: none */
+	bool greeted;		/* its greeting was read */
+	uint64_t written;	/* message octets sent */
+	char line[QS_LINE_MAX];	/* the service's reply, as it comes */
+	size_t line_len;
+	char qid[QID_MAX];	/* the id the service was given */
 	unsigned timeout;
 	int64_t deadline_ms;	/* for the confirmation, on CLOCK_MONOTONIC */
 	bool broken;		/* a write failed: nothing more is sent */
@@ -56,6 +72,9 @@ struct queue_client {
 /* The program tern-smtpd runs: $QMAILQUEUE if set, else tern-queue found
  * as INTERFACES.md orders it.  0, or -1 if there is none. */
 int queue_program(char *out, size_t outsize);
+/* The queue socket to try first: SOCKET (queue_socket), or NULL when
+ * $QMAILQUEUE names a program, which then always runs. */
+const char *queue_socket(const char *socket);
 
 /* qmail-queue's envelope: F sender \0, T rcpt \0 each, \0.  Allocated;
  * free() it.  NULL if out of memory. */
@@ -72,7 +91,8 @@ void queue_end(struct queue_client *q, const char *envelope, size_t len);
 
 /* Starts the queue for a message that is whole in MESSAGE_FD (read from
  * its offset, kept open by the caller) with its ENVELOPE; never waits.
- * 0, or -1. */
+ * The service takes it only as a memfd made with MFD_ALLOW_SEALING, at
+ * offset 0, which this seals against any change.  0, or -1. */
 int queue_submit(struct queue_client *q, const struct queue_target *t, int message_fd,
 		 const char *envelope, size_t len);
 

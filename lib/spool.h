@@ -11,6 +11,7 @@
  *                 (replaced whole: state/ID.tmp, fsync, rename, fsync)
  *   control/      ternctl's requests and tern-deliver's counters
  *   trigger       FIFO: any byte written wakes tern-deliver
+ *   public/queue  the queue service's socket (tern-deliver binds it)
  *
  * Two formats of the file in tmp/, incoming/ and queue/ are read:
  *
@@ -44,6 +45,8 @@
 #define SPOOL_STATE "state"
 #define SPOOL_CONTROL "control"
 #define SPOOL_TRIGGER "trigger"
+#define SPOOL_PUBLIC "public"	/* the queue socket's folder: 0711 */
+#define SPOOL_QUEUE_SOCKET "queue"	/* public/queue, queue_socket's default */
 
 #define SPOOL_FOOTER_SIZE 32	/* TERN1 */
 #define SPOOL_FOOTER2_SIZE 50	/* TERN2 */

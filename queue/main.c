@@ -2,7 +2,8 @@
  * qmail-queue protocol), and commits both to the spool atomically
  * (queue/commit.h): write tmp/ID, fsync, link to incoming/ID, fsync
  * incoming/, unlink tmp/ID.  It exits 0 only after that; on any failure
- * it removes tmp/ID. */
+ * it removes tmp/ID.  `tern-queue --service` is the queue service
+ * instead (queue/service.h). */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include "conf.h"
 #include "log.h"
 #include "queue_protocol.h"
+#include "service.h"
 #include "spool.h"
 #include "util.h"
 
@@ -181,16 +183,26 @@ int main(int argc, char **argv)
 	struct job job = { .commit = { .fd = -1 } };
 	const char *flag = NULL;
 	bool setid = getuid() != geteuid() || getgid() != getegid();
+	bool service = argc >= 2 && strcmp(argv[1], "--service") == 0;
+	int rest = service ? 2 : 1;
 
-	if (argc == 3 && strcmp(argv[1], "-C") == 0)
-		flag = argv[2];
-	else if (argc != 1) {
-		fprintf(stderr, "usage: tern-queue [-C FILE] <message 0<&- envelope 1<&-\n");
+	if (argc == rest + 2 && strcmp(argv[rest], "-C") == 0)
+		flag = argv[rest + 1];
+	else if (argc != rest) {
+		fprintf(stderr, "usage: tern-queue [-C FILE] <message 0<&- envelope 1<&-\n"
+				"       tern-queue --service [-C FILE] <listening-socket\n");
 		return QQ_BUG;
 	}
 	umask(077);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGXFSZ, SIG_IGN);	/* over a file-size limit: EFBIG, exit 53 */
+	if (service) {
+		if (setid) {
+			fprintf(stderr, "tern-queue: --service is never run set-id\n");
+			return QQ_BUG;
+		}
+		return service_main(conf_choose_path(flag, false));
+	}
 	current_job = &job;
 	signal(SIGALRM, on_alarm);
 	alarm(QUEUE_TIMEOUT);

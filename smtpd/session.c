@@ -332,6 +332,7 @@ static int start_queue(struct session *s, struct queue_client *q, const char *qi
 	struct queue_target target = {
 		.program = program, .config = s->conf->path, .qid = qid,
 		.timeout = s->conf->queue_timeout,
+		.socket = queue_socket(s->conf->queue_socket), .spool = s->conf->spool,
 	};
 
 	if (queue_program(program, sizeof program) < 0)

@@ -83,14 +83,18 @@ def _trickle_data(t, expect):
     assert_nothing_queued(t)
 
 
+# These watch the tern-queue program's process: without tern-deliver there is
+# no queue service, so tern-smtpd runs the program (test_service.py has the
+# service's side of a stalled client).
 def test_data_min_rate_ends_a_trickle():
-    with Instance(conf="data_timeout = 2s\ndata_min_rate = 1000") as t:
+    with Instance(conf="data_timeout = 2s\ndata_min_rate = 1000", deliver=False) as t:
         _trickle_data(t, "421 4.4.2 Error: data rate too low")
 
 
 def test_session_timeout_ends_a_data_trickle():
     # data_min_rate = 0 turns the rate check off; the session still ends
-    with Instance(conf="data_timeout = 2s\ndata_min_rate = 0\nsession_timeout = 5s") as t:
+    with Instance(conf="data_timeout = 2s\ndata_min_rate = 0\nsession_timeout = 5s",
+                  deliver=False) as t:
         _trickle_data(t, "421 4.4.2 Error: session time limit exceeded")
 
 
