@@ -16,5 +16,6 @@ Suite *log_suite(void);
 Suite *queue_client_suite(void);
 Suite *crc32c_suite(void);
 Suite *spool_v2_suite(void);
+Suite *queue_protocol_suite(void);
 
 #endif
