@@ -23,6 +23,8 @@
 /* A service that ran this long did not die of its start. */
 #define QUICK_DEATH_MS (10 * 1000)
 #define STOP_WAIT_MS (5 * 1000)
+/* Quick deaths in a row after which the socket goes until the next start. */
+#define DEATHS_BEFORE_UNBIND 3
 #define STOP_SLICE_MS 10
 
 static int64_t now_ms(void)
@@ -108,14 +110,29 @@ int queue_service_open(struct queue_service *s, const struct tern_conf *conf,
 			  strerror(errno));
 		return -1;
 	}
+	s->enabled = true;
 	s->start_at_ms = now_ms();
 	return 0;
 }
 
+/* The socket's name and descriptor go: connecting fails at once. */
+static void unbind(struct queue_service *s)
+{
+	unlink(s->socket);
+	close(s->listen_fd);
+	s->listen_fd = -1;
+}
+
 void queue_service_start(struct queue_service *s)
 {
-	if (s->listen_fd < 0 || s->pid > 0 || now_ms() < s->start_at_ms)
+	if (!s->enabled || s->pid > 0 || now_ms() < s->start_at_ms)
 		return;
+	if (s->listen_fd < 0 && (s->listen_fd = bind_socket(s->socket)) < 0) {
+		log_event("error", "what=queue_service socket=%s error=%s", s->socket,
+			  strerror(errno));
+		s->start_at_ms = now_ms() + RESTART_MAX_MS;
+		return;
+	}
 	char *argv[] = { s->program, "--service", "-C", s->config, NULL };
 	const int fds[] = { s->listen_fd };
 	int r = spawn_with_fds(&s->pid, s->program, argv, NULL, fds, 1);
@@ -155,11 +172,13 @@ void queue_service_reap(struct queue_service *s)
 		  WIFSIGNALED(status) ? WTERMSIG(status) : 0, (long long)pause);
 	s->pid = 0;
 	s->start_at_ms = now + pause;
+	if (s->quick_deaths >= DEATHS_BEFORE_UNBIND && s->listen_fd >= 0)
+		unbind(s);
 }
 
 int queue_service_timeout(const struct queue_service *s)
 {
-	if (s->listen_fd < 0 || s->pid > 0)
+	if (!s->enabled || s->pid > 0)
 		return -1;
 	int64_t left = s->start_at_ms - now_ms();
 	return left <= 0 ? 0 : left > RESTART_MAX_MS ? RESTART_MAX_MS : (int)left;
@@ -167,9 +186,11 @@ int queue_service_timeout(const struct queue_service *s)
 
 void queue_service_stop(struct queue_service *s)
 {
-	if (s->listen_fd < 0)
+	if (!s->enabled)
 		return;
-	unlink(s->socket);	/* new clients run the program from now on */
+	s->enabled = false;
+	if (s->listen_fd >= 0)
+		unlink(s->socket);	/* new clients run the program from now on */
 	if (s->pid > 0) {
 		kill(s->pid, SIGTERM);
 		int waited = 0;
@@ -186,6 +207,7 @@ void queue_service_stop(struct queue_service *s)
 		}
 		s->pid = 0;
 	}
-	close(s->listen_fd);
+	if (s->listen_fd >= 0)
+		close(s->listen_fd);
 	s->listen_fd = -1;
 }

@@ -10,7 +10,10 @@
  * outside an instance: tern-deliver has become the spool's owner before,
  * and exec drops the saved root id), its stdout and stderr tern-deliver's,
  * no other fd.  When it ends, it is started again after a pause that
- * doubles with each quick death (queue_service_timeout says when); at
+ * doubles with each quick death (queue_service_timeout says when); after
+ * a few quick deaths in a row the socket's name is removed until the next
+ * start, so that clients run the program at once instead of waiting for a
+ * greeting that cannot come; at
  * queue_service_stop it gets SIGTERM (SIGKILL if it lingers), and the
  * socket's name is removed, so clients run the tern-queue program. */
 #ifndef TERN_DELIVER_QUEUE_SERVICE_H
@@ -24,7 +27,8 @@
 #include "conf.h"
 
 struct queue_service {
-	int listen_fd;		/* -1: no service */
+	bool enabled;		/* queue_service_open succeeded */
+	int listen_fd;		/* -1: none bound now */
 	pid_t pid;		/* 0: not running */
 	char program[PATH_MAX];
 	char config[PATH_MAX];

@@ -55,6 +55,7 @@ struct conn {
 	size_t line_len;
 	int pending_fd;		/* came with the octets in line: begin's */
 	bool dead;		/* to be closed at the end of the round */
+	bool peer_closed;	/* shut down its side: it takes no reply */
 	/* the message since begin */
 	struct commit commit;	/* tmp/ID, while commit.tmp_path is set */
 	int code;		/* QQ_QUEUED so far, else the reply it gets */
@@ -488,6 +489,10 @@ static void finish_message(struct service *s, struct conn *c)
 	struct qq_envelope e;
 	const char *what = NULL;
 
+	if (c->peer_closed) {	/* gave up (its timeout): nothing is committed */
+		drop(c, NULL);
+		return;
+	}
 	if (c->code == QQ_QUEUED && c->data_read != c->msglen)
 		refuse(c, QQ_READ_ERROR, "message length differs from the end line", 0);
 	if (c->code == QQ_QUEUED) {
@@ -565,7 +570,7 @@ static size_t fill_pollfds(struct service *s)
 	s->pfd[n++] = (struct pollfd){ .fd = s->listen_fd, .events = POLLIN };
 	for (size_t i = 0; i < s->nconns; i++) {
 		struct conn *c = s->conns[i];
-		s->pfd[n++] = (struct pollfd){ .fd = c->sock, .events = POLLIN };
+		s->pfd[n++] = (struct pollfd){ .fd = c->sock, .events = POLLIN | POLLRDHUP };
 		bool reading = c->kind == DATA_PIPE && !c->data_done;
 		s->pfd[n++] = (struct pollfd){ .fd = reading ? c->data_fd : -1, .events = POLLIN };
 	}
@@ -577,6 +582,8 @@ static void serve_connections(struct service *s, size_t polled)
 	for (size_t i = 0; i < polled; i++) {
 		struct conn *c = s->conns[i];
 		short sock_ev = s->pfd[2 + 2 * i].revents, data_ev = s->pfd[3 + 2 * i].revents;
+		if (sock_ev & (POLLRDHUP | POLLHUP))
+			c->peer_closed = true;
 		if (sock_ev)
 			receive(s, c);
 		if (!c->dead && !c->data_done &&
@@ -716,10 +723,10 @@ int service_main(const char *config_path)
 	if (setup(&s, config_path) < 0)
 		status = EXIT_CANNOT_START;
 	else {
-		log_event("service_start", "spool=%s connections=%zu per_uid=%u", s.conf.spool,
-			  s.max_conns, s.conf.queue_connections_per_uid);
+		log_event("service_start", "connections=%zu per_uid=%u spool=%s", s.max_conns,
+			  s.conf.queue_connections_per_uid, s.conf.spool);
 		run(&s);
-		log_event("service_stop", "spool=%s", s.conf.spool);
+		log_event("service_end", "spool=%s", s.conf.spool);
 	}
 	teardown(&s);
 	return status;

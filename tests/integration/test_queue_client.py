@@ -95,15 +95,23 @@ def test_a_queue_program_that_never_exits_gets_451():
 
 def hanging_queue_tree():
     """An installed tree whose tern-queue hangs the first time tern-deliver
-    runs it (writing its pid to ROOT/hung/pid); otherwise the real one."""
+    runs it as the program (writing its pid to ROOT/hung/pid); otherwise
+    the real one."""
     root, sbin = install_tree()
     os.rename(os.path.join(sbin, "tern-queue"), os.path.join(sbin, "real-tern-queue"))
     hung = os.path.join(root, "hung")
     script(os.path.join(sbin, "tern-queue"),
-           'if [ "$(cat /proc/$PPID/comm)" = tern-deliver ] && mkdir %s 2>/dev/null; then\n'
+           'if [ "$1" != --service ] && [ "$(cat /proc/$PPID/comm)" = tern-deliver ] &&\n'
+           '   mkdir %s 2>/dev/null; then\n'
            '    echo $$ > %s/pid\n    sleep 100000\nfi\n'
-           'exec "$(dirname "$0")/real-tern-queue"\n' % (hung, hung))
+           'exec "$(dirname "$0")/real-tern-queue" "$@"\n' % (hung, hung))
     return root, sbin, os.path.join(hung, "pid")
+
+
+# The reports' program path: a queue_socket that cannot be bound leaves
+# tern-deliver without a queue service, so its reports run tern-queue
+# (test_service.py has a hanging service).
+NO_SERVICE = "queue_socket = /nonexistent/queue\n"
 
 
 def queue_directly(t, sender, rcpts, message=b"Subject: direct\n\nhi\n"):
@@ -115,7 +123,7 @@ def queue_directly(t, sender, rcpts, message=b"Subject: direct\n\nhi\n"):
 def test_a_hanging_bounce_does_not_stall_delivery():
     root, sbin, pidfile = hanging_queue_tree()
     try:
-        with Instance(bindir=sbin, conf="queue_timeout = 1h\n" + FAST_RETRY) as t:
+        with Instance(bindir=sbin, conf="queue_timeout = 1h\n" + NO_SERVICE + FAST_RETRY) as t:
             queue_directly(t, b"bob@example.test", [b"nobody@example.test"])
             pid = read_pid(pidfile)
             with t.smtp() as s:
@@ -134,7 +142,7 @@ def test_a_hanging_bounce_does_not_stall_delivery():
 def test_a_bounce_past_queue_timeout_is_killed_and_retried():
     root, sbin, pidfile = hanging_queue_tree()
     try:
-        with Instance(bindir=sbin, conf="queue_timeout = 2s\n" + FAST_RETRY) as t:
+        with Instance(bindir=sbin, conf="queue_timeout = 2s\n" + NO_SERVICE + FAST_RETRY) as t:
             queue_directly(t, b"bob@example.test", [b"nobody@example.test"])
             pid = read_pid(pidfile)
             wait_until(lambda: not group_alive(pid), 20, "the hung tern-queue to be killed")

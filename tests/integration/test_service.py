@@ -177,6 +177,23 @@ def test_bounce_goes_through_the_service():
 
 # ---- falling back to the program ----
 
+def test_a_connection_made_while_the_service_restarts_is_served():
+    with Instance() as t:
+        old = the_service(t)
+        os.kill(old, signal.SIGKILL)
+        c = Client(t, greet=False)  # waits in the backlog tern-deliver keeps
+        assert c.line() == b"ready"
+        new = the_service(t)
+        assert new != old
+        c.send_memfd(qid_for(80), b"Subject: restart\n\nkept\n",
+                     envelope("r@client.test", ["alice@example.test"]))
+        assert c.line() == b"0"
+        t.wait_for_messages("alice", 1)
+        assert re.search(r"queue_service_ended pid=%d status=-1 signal=9 restart_ms=\d+" % old,
+                         t.log("deliver")), t.log("deliver")
+        c.close()
+
+
 def test_tern_deliver_stopped_smtpd_runs_the_program():
     with Instance() as t:
         the_service(t)
@@ -480,6 +497,30 @@ def test_fsync_failure_gives_smtp_451():
         assert code == 250, text
         t.wait_for_messages("alice", 1)
         assert "fails@client.test" not in t.messages("alice")[0].decode()
+
+
+def test_a_hanging_service_stalls_neither_delivery_nor_the_bounce():
+    with Instance(conf="queue_timeout = 2s\nretry_first = 1s\nretry_max = 1s") as t:
+        pid = the_service(t)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            code, err = t.queue(envelope("bob@example.test", ["nobody@example.test"]))
+            assert code == 0, err  # the program, run directly
+            wait_until(lambda: "what=bounce" in t.log("deliver"), 20, "the bounce to time out")
+            assert "timed out" in t.log("deliver")
+            # meanwhile a session waits for no greeting longer than
+            # queue_timeout, runs the program, and its mail is delivered
+            code, text = send_smtp(t, "meanwhile@client.test")
+            assert code == 250, text
+            (raw,) = t.wait_for_messages("alice", 1)
+            assert b"line one" in raw
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        (report,) = t.wait_for_messages("bob", 1, timeout=30)
+        assert b"nobody@example.test" in report
+        t.wait_spool_empty()
+        # the reports that timed out were not committed after all: one bounce
+        assert len(t.messages("bob")) == 1
 
 
 def test_kill_of_the_service_mid_commit_loses_no_confirmed_message():
