@@ -362,6 +362,40 @@ def test_a_spool_owned_by_someone_else_is_refused_at_start():
     assert os.listdir(os.path.join(other, "spool")) == []
 
 
+def test_the_queue_service_runs_as_tern_queue_and_takes_tern_smtpds_mail():
+    t = installed()
+    owner = pwd.getpwnam("tern-queue")
+    smtpd = pwd.getpwnam("tern-smtpd")
+
+    def service():
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open("/proc/%s/cmdline" % pid, "rb") as f:
+                    argv = f.read().split(b"\0")
+                with open("/proc/%s/status" % pid) as f:
+                    status = dict(l.split(":", 1) for l in f.read().splitlines() if ":" in l)
+            except OSError:
+                continue
+            if b"--service" in argv and int(status["PPid"]) == t.deliver_proc.pid:
+                return int(pid), status
+        return None
+    pid, status = wait_until(service, 20, "the queue service")
+    # real, effective, saved and file-system ids: tern-queue's, never root
+    assert status["Uid"].split() == [str(owner.pw_uid)] * 4, status["Uid"]
+    assert status["Gid"].split() == [str(owner.pw_gid)] * 4, status["Gid"]
+    public = os.stat(os.path.join(t.spool, "public"))
+    assert public.st_uid == owner.pw_uid and stat.S_IMODE(public.st_mode) == 0o711
+    sock = os.lstat(os.path.join(t.spool, "public", "queue"))
+    assert stat.S_ISSOCK(sock.st_mode) and sock.st_uid == owner.pw_uid
+    assert stat.S_IMODE(sock.st_mode) == 0o666
+    r = as_user("tern-smtpd", ["ls", os.path.join(t.spool, "public")])
+    assert r.returncode != 0 and b"denied" in r.stderr, r
+    # tern-smtpd's message goes through it: the service names tern-smtpd's uid
+    qid = t.send(BOX + "@example.test")
+    wait_until(lambda: "tern-queue[%d]: accepted id=%s uid=%d " % (pid, qid, smtpd.pw_uid)
+               in t.log("deliver"), 20, "the service's accepted line")
+
+
 def test_the_installed_servers_stop_cleanly():
     t = installed()
     t.stop()
