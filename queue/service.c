@@ -37,6 +37,10 @@
 #define FDS_PER_CONNECTION 3
 #define FDS_RESERVED 16
 #define REQUIRED_SEALS (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW)
+/* Envelope octets announced by all connections at once, at most: one
+ * client may send the largest envelope the program takes, but a crowd
+ * of them cannot make the service hold gigabytes. */
+#define ENVELOPE_BUDGET ((size_t)64 << 20)
 
 enum phase {
 	PHASE_IDLE,		/* between messages: a begin line is due */
@@ -330,12 +334,34 @@ static void read_data(struct service *s, struct conn *c)
 
 /* ---- the socket's lines ---- */
 
+/* Envelope octets the other connections have announced and not yet
+ * handed in whole. */
+static size_t envelopes_announced(const struct service *s)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->nconns; i++)
+		if (s->conns[i]->phase == PHASE_ENVELOPE)
+			n += s->conns[i]->env_want;
+	return n;
+}
+
+/* The envelope is not read: the stream is lost after the reply. */
+static void refuse_envelope(struct conn *c, int code, const char *what)
+{
+	refuse(c, code, what, 0);
+	send_reply(c, c->code);
+	drop(c, NULL);
+}
+
 static void end_message(struct service *s, struct conn *c, const struct qs_request *r)
 {
 	if (r->envlen > QQ_ENVELOPE_MAX || r->envlen == 0) {
-		refuse(c, QQ_REFUSED_PERM, "envelope too large", 0);
-		send_reply(c, c->code);
-		drop(c, NULL);	/* its envelope is not read: the stream is lost */
+		refuse_envelope(c, QQ_REFUSED_PERM, "envelope too large");
+		return;
+	}
+	if (r->envlen > ENVELOPE_BUDGET - envelopes_announced(s)) {
+		refuse_envelope(c, QQ_NO_MEMORY, "envelopes over the service's budget");
 		return;
 	}
 	c->msglen = r->msglen;

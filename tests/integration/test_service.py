@@ -424,6 +424,34 @@ def test_garbage_oversized_envelope_and_stalls_do_not_hold_up_a_session():
         assert incoming_ids(t) == []
 
 
+def test_envelopes_announced_at_once_are_bounded():
+    with Instance() as t:
+        data = b"Subject: x\n\ny\n"
+        big = 10 * 1000 * 1000  # under the program's limit, which one may send
+        held = []
+        for n in range(6):  # 60 MB announced and waiting: within the 64 MiB
+            c = Client(t)
+            fd = sealed_memfd(data)
+            c.begin(qid_for(90 + n), fd)
+            os.close(fd)
+            c.sock.sendall(b"end %d %d\n" % (len(data), big))
+            held.append(c)
+        over = Client(t)
+        fd = sealed_memfd(data)
+        over.begin(qid_for(99), fd)
+        os.close(fd)
+        over.sock.sendall(b"end %d %d\n" % (len(data), big))
+        assert over.line() == b"51"
+        assert over.closed()
+        # the others still wait for their envelopes: a small one still passes
+        small = Client(t)
+        small.send_memfd(qid_for(100), data, envelope("s@client.test", ["alice@example.test"]))
+        assert small.line() == b"0"
+        for c in held + [small]:
+            c.close()
+        t.wait_for_messages("alice", 1)
+
+
 def test_connections_per_uid_are_capped_and_smtpd_falls_back():
     with Instance(conf="queue_connections_per_uid = 2") as t:
         held = [Client(t), Client(t)]
