@@ -157,8 +157,8 @@ static int parse_begin(const char *arg, size_t len, struct qs_request *r)
 		return -1;
 	memcpy(r->qid, arg, len);
 	r->qid[len] = '\0';
-	if (!qid_valid(r->qid))
-		return -1;
+	if (strlen(r->qid) != len || !qid_valid(r->qid))
+		return -1;	/* a NUL inside would cut the id short */
 	r->verb = QS_BEGIN;
 	return 0;
 }

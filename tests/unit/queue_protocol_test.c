@@ -134,6 +134,7 @@ START_TEST(request_lines_only_as_written)
 	ck_assert_int_lt(request(""), 0);
 	struct qs_request r;
 	ck_assert_int_lt(qs_parse_request("begin Q1", 5, &r), 0);	/* length, not NUL */
+	ck_assert_int_lt(qs_parse_request("begin Q1\0x", 10, &r), 0);
 }
 END_TEST
 
