@@ -141,6 +141,11 @@ def send_smtp(t, sender, rcpt="alice@example.test", body=BODY):
 def test_message_goes_through_the_service_and_accepted_has_uid():
     with Instance() as t:
         pid = the_service(t)
+        # nothing of tern-deliver's but the socket (fd 0) and its log (1, 2)
+        fds = {int(fd): os.readlink("/proc/%d/fd/%s" % (pid, fd))
+               for fd in os.listdir("/proc/%d/fd" % pid)}
+        assert fds[0].startswith("socket:") and fds[1] == fds[2] == t.deliver_log, fds
+        assert [fds[fd] for fd in fds if fd > 2] == ["anon_inode:[signalfd]"], fds
         st = os.stat(os.path.join(t.spool, "public"))
         assert st.st_mode & 0o777 == 0o711, oct(st.st_mode)
         assert os.stat(socket_path(t)).st_mode & 0o777 == 0o666
