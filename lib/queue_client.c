@@ -211,30 +211,59 @@ static void choose_qid(struct queue_client *q, const struct queue_target *t)
 		qid_make(q->qid);
 }
 
-/* The message, piece by piece, through a pipe to the service.  0, or -1
- * with nothing sent (the program runs instead). */
+void queue_link_close(struct queue_link *link)
+{
+	close_fd(&link->sock);
+}
+
+/* "begin" with the read end of a new pipe on SOCK: 0 with the write end in
+ * *WRITE_END, or -1 with nothing sent. */
+static int begin_pipe(int sock, const char *qid, int *write_end)
+{
+	int p[2];
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	int r = send_begin(sock, qid, p[0]);
+	close(p[0]);
+	if (r < 0) {
+		close(p[1]);
+		return -1;
+	}
+	*write_end = p[1];
+	return 0;
+}
+
+/* The message, piece by piece, through a pipe to the service: on T's kept
+ * connection if it still takes a begin, else on a new one.  0, or -1 with
+ * nothing sent (the program runs instead). */
 static int start_service(struct queue_client *q, const struct queue_target *t)
 {
 	int64_t greet_by = now_ms() + (t->timeout * 1000LL < GREETING_TIMEOUT_MS
 				       ? t->timeout * 1000LL : GREETING_TIMEOUT_MS);
-	int p[2];
-	int sock = service_connect(t, greet_by);
+	int sock = -1, write_end = -1;
 
-	if (sock < 0)
-		return -1;
 	choose_qid(q, t);
-	if (!qid_valid(q->qid) || pipe2(p, O_CLOEXEC) < 0) {
-		close(sock);
+	if (!qid_valid(q->qid))
 		return -1;
+	if (t->link != NULL && t->link->sock >= 0) {
+		sock = t->link->sock;	/* gone stale (a restart, a timeout): a new one */
+		t->link->sock = -1;
+		if (begin_pipe(sock, q->qid, &write_end) < 0)
+			close_fd(&sock);
 	}
-	if (send_begin(sock, q->qid, p[0]) < 0) {
-		close(sock), close(p[0]), close(p[1]);
-		return -1;
+	if (sock < 0) {
+		sock = service_connect(t, greet_by);
+		if (sock < 0 || begin_pipe(sock, q->qid, &write_end) < 0) {
+			if (sock >= 0)
+				close(sock);
+			return -1;
+		}
 	}
-	close(p[0]);
 	q->sock = sock;
+	q->link = t->link;
 	q->greeted = true;
-	q->message_fd = p[1];
+	q->message_fd = write_end;
 	fd_nonblock(q->message_fd);
 	return 0;
 }
@@ -310,9 +339,14 @@ static int read_reply(struct queue_client *q)
 				q->line_len -= len + 1;
 				continue;
 			}
+			bool whole = len + 1 == q->line_len;	/* nothing after the reply */
 			if (!q->greeted || qs_parse_reply(q->line, len, &code) < 0)
 				code = QUEUE_FAILED;
-			close_fd(&q->sock);
+			if (code >= 0 && whole && q->link != NULL && q->link->sock < 0)
+				q->link->sock = q->sock;	/* ready for the next begin */
+			else
+				close(q->sock);
+			q->sock = -1;
 			return q->outcome = code;
 		}
 		if (q->line_len == sizeof q->line)

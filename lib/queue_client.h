@@ -41,10 +41,18 @@
 #define QUEUE_FAILED (-2)	/* killed by a signal, or never started */
 #define QUEUE_TIMED_OUT (-3)	/* queue_timeout passed: killed */
 
+/* A connection to the service kept from one message to the next (one SMTP
+ * session's): queue_start takes it instead of connecting anew, and hands
+ * it back after a reply.  sock -1: none; close it with queue_link_close. */
+struct queue_link {
+	int sock;
+};
+
 struct queue_target {
 	const char *program;	/* tern-queue, or $QMAILQUEUE */
 	const char *socket;	/* queue_socket; NULL or "": the program only */
 	const char *spool;	/* whose owner the service must be */
+	struct queue_link *link;	/* NULL: a connection for this message only */
 	const char *config;	/* tern.conf, absolute: exported as TERN_CONFIG */
 	const char *qid;	/* exported as TERN_QID; NULL: none */
 	unsigned timeout;	/* queue_timeout, seconds */
@@ -62,6 +70,7 @@ struct queue_client {
 	char line[QS_LINE_MAX];	/* the service's reply, as it comes */
 	size_t line_len;
 	char qid[QID_MAX];	/* the id the service was given */
+	struct queue_link *link;	/* gets the connection back after the reply */
 	unsigned timeout;
 	int64_t deadline_ms;	/* for the confirmation, on CLOCK_MONOTONIC */
 	bool broken;		/* a write failed: nothing more is sent */
@@ -79,6 +88,8 @@ const char *queue_socket(const char *socket);
 /* qmail-queue's envelope: F sender \0, T rcpt \0 each, \0.  Allocated;
  * free() it.  NULL if out of memory. */
 char *queue_envelope(const char *sender, char *const *rcpts, size_t nrcpts, size_t *len);
+
+void queue_link_close(struct queue_link *link);
 
 /* Starts the queue for a message sent piece by piece.  0, or -1. */
 int queue_start(struct queue_client *q, const struct queue_target *t);

@@ -51,6 +51,7 @@ struct session {
 	unsigned messages;
 	long long end_ms;	/* monotonic: session_timeout after the connect */
 	bool closing;
+	struct queue_link queue_link;	/* to the queue service, between messages */
 };
 
 /* ---- replies ---- */
@@ -333,6 +334,7 @@ static int start_queue(struct session *s, struct queue_client *q, const char *qi
 		.program = program, .config = s->conf->path, .qid = qid,
 		.timeout = s->conf->queue_timeout,
 		.socket = queue_socket(s->conf->queue_socket), .spool = s->conf->spool,
+		.link = &s->queue_link,
 	};
 
 	if (queue_program(program, sizeof program) < 0)
@@ -578,6 +580,7 @@ int session_run(const struct tern_conf *conf, const struct client_info *client)
 		return 111;
 	s->conf = conf;
 	s->client = client;
+	s->queue_link.sock = -1;
 	s->rcpts = calloc(conf->max_recipients + 1, sizeof *s->rcpts);
 	if (s->rcpts == NULL) {
 		free(s);
@@ -600,6 +603,7 @@ int session_run(const struct tern_conf *conf, const struct client_info *client)
 	log_event("disconnect", "ip=%s msgs=%u errors=%u", client->ip, s->messages, s->errors);
 
 	reset_transaction(s);
+	queue_link_close(&s->queue_link);
 	recipient_tables_close(&s->tables);
 	table_close(&s->relay);
 	free(s->rcpts);

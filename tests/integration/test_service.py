@@ -473,6 +473,37 @@ def test_connections_per_uid_are_capped_and_smtpd_falls_back():
             c.close()
 
 
+def test_a_session_keeps_its_connection_from_one_message_to_the_next():
+    with Instance(conf="queue_connections_per_uid = 1") as t:
+        pid = the_service(t)
+        with t.smtp() as c:
+            c.sendmail("first@client.test", ["alice@example.test"], BODY)
+            # the session holds the one connection its uid may have...
+            other = Client(t, greet=False)
+            assert other.line() == b"busy"
+            # ...and its next message goes through it, not the program
+            c.mail("second@client.test")
+            c.rcpt("alice@example.test")
+            code, text = c.data(BODY)
+            assert code == 250, text
+            qid = text.decode().rsplit(" ", 1)[1]
+            assert "tern-queue[%d]: accepted id=%s uid=" % (pid, qid) in t.log("deliver")
+            # a link gone stale (the service killed between messages): the
+            # next message connects anew, nothing is lost
+            os.kill(pid, signal.SIGKILL)
+            new = wait_until(lambda: [p for p in service_pids(t) if p != pid], 10,
+                             "the next service")[0]
+            c.mail("third@client.test")
+            c.rcpt("alice@example.test")
+            code, text = c.data(BODY)
+            assert code == 250, text
+            qid = text.decode().rsplit(" ", 1)[1]
+            wait_until(lambda: "tern-queue[%d]: accepted id=%s uid=" % (new, qid)
+                       in t.log("deliver"), 10, "the new service's accepted line")
+        msgs = t.wait_for_messages("alice", 3)
+        assert len(msgs) == 3
+
+
 # ---- group commit and its failures ----
 
 def _fault_env():
