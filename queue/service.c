@@ -432,23 +432,37 @@ static void handle_lines(struct service *s, struct conn *c)
 	}
 }
 
-/* One fd, alone, in a control message of exactly one SCM_RIGHTS. */
+/* The one fd a control message brought, or -1 after closing every fd it
+ * brought when that is not exactly one, untruncated: the buffer has room
+ * for two after alignment, and the kernel installs all that fit. */
 static int received_fd(struct msghdr *mh)
 {
-	struct cmsghdr *cm = CMSG_FIRSTHDR(mh);
+	bool alone = !(mh->msg_flags & MSG_CTRUNC);
 	int fd = -1;
 
-	if (cm == NULL)
-		return -1;
-	if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
-	    cm->cmsg_len == CMSG_LEN(sizeof(int)))
-		memcpy(&fd, CMSG_DATA(cm), sizeof fd);
-	if (fd < 0 || (mh->msg_flags & MSG_CTRUNC) || CMSG_NXTHDR(mh, cm) != NULL) {
-		if (fd >= 0)
-			close(fd);
-		return -2;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm != NULL; cm = CMSG_NXTHDR(mh, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
+		    cm->cmsg_len < CMSG_LEN(0)) {
+			alone = false;
+			continue;
+		}
+		size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int one;
+			memcpy(&one, CMSG_DATA(cm) + i * sizeof one, sizeof one);
+			if (fd < 0) {
+				fd = one;
+			} else {
+				close(one);
+				alone = false;
+			}
+		}
 	}
-	return fd;
+	if (alone && fd >= 0)
+		return fd;
+	if (fd >= 0)
+		close(fd);
+	return -1;
 }
 
 static void receive(struct service *s, struct conn *c)

@@ -1,0 +1,46 @@
+"""The queue service against a hostile local client: what a review found.
+Each test is a way one client could harm the service or the others."""
+import array
+import os
+import socket
+
+from harness import Instance, wait_until
+from test_service import Client, qid_for, sealed_memfd, the_service
+
+BODY = b"Subject: review\n\nbody\n"
+
+
+def service_fds(pid):
+    """The service's open descriptors: {fd: what it names}."""
+    found = {}
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            found[int(fd)] = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            pass
+    return found
+
+
+def test_descriptors_past_the_first_are_closed_not_kept():
+    """Two descriptors fit the service's control buffer exactly (24 octets,
+    as one does after alignment), three are truncated: none may stay open
+    in the service once it has ended the connection."""
+    with Instance() as t:
+        pid = the_service(t)
+        Client(t).close()  # the service has started serving
+        before = len(service_fds(pid))
+        for n in (2, 3):
+            for i in range(5):
+                fds = [sealed_memfd(BODY) for _ in range(n)]
+                c = Client(t)
+                c.sock.sendmsg([b"begin %s\n" % qid_for(200 + 10 * n + i).encode()],
+                               [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+                for fd in fds:
+                    os.close(fd)
+                assert c.closed()
+                c.close()
+        # the connections are gone; so must be every memfd they sent
+        wait_until(lambda: not [v for v in service_fds(pid).values() if "memfd:" in v], 5,
+                   "the service to hold none of the clients' memfds: %s" % service_fds(pid))
+        assert len(service_fds(pid)) <= before, service_fds(pid)
+
