@@ -54,6 +54,20 @@ int commit_add_bytes(struct commit *c, const void *buf, size_t len)
 	return QQ_QUEUED;
 }
 
+ssize_t commit_add_from_pipe(struct commit *c, int pipe_fd, size_t len)
+{
+	ssize_t n;
+
+	do
+		n = splice(pipe_fd, NULL, c->fd, NULL, len, SPLICE_F_NONBLOCK);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && errno != EAGAIN)
+		failed(c, QQ_WRITE_ERROR, "write message", errno);
+	else if (n > 0)
+		c->size += (uint64_t)n;
+	return n;
+}
+
 int commit_add_envelope(struct commit *c, time_t queued, const char *sender,
 			char *const *rcpts, size_t nrcpts)
 {

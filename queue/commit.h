@@ -17,6 +17,7 @@
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "util.h"
@@ -38,6 +39,12 @@ int commit_begin(struct commit *c, const char *spool, const char *id);
 /* Appends LEN octets of the message.  QQ_QUEUED, or 53 (the commit has
  * then failed: abort it). */
 int commit_add_bytes(struct commit *c, const void *buf, size_t len);
+/* Moves up to LEN octets of the message from the pipe PIPE_FD into the
+ * file, never waiting for the pipe whatever its own flags say (others who
+ * hold it may change them): splice(2) with SPLICE_F_NONBLOCK.  The octets
+ * moved, 0 at the pipe's end, or -1: EAGAIN when it has none now, else
+ * the commit has failed (53: abort it). */
+ssize_t commit_add_from_pipe(struct commit *c, int pipe_fd, size_t len);
 /* Appends the envelope block and footer after the message.  QQ_QUEUED, or
  * 31 (too large), 51 or 53. */
 int commit_add_envelope(struct commit *c, time_t queued, const char *sender,

@@ -249,9 +249,7 @@ static int check_data_fd(struct service *s, struct conn *c, int fd)
 		if (fstatfs(fd, &sf) < 0 || sf.f_type != PIPEFS_MAGIC ||
 		    (flags & O_ACCMODE) != O_RDONLY)
 			return -1;
-		if (!(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
-			return -1;
-		c->kind = DATA_PIPE;
+		c->kind = DATA_PIPE;	/* never read(2): see read_pipe */
 	} else if (S_ISREG(st.st_mode)) {
 		int seals = fcntl(fd, F_GET_SEALS);
 		if (seals < 0 || (seals & REQUIRED_SEALS) != REQUIRED_SEALS ||
@@ -290,44 +288,58 @@ static void begin_message(struct service *s, struct conn *c, const char *qid)
 	}
 }
 
-/* Copies what the fd has now, up to the round's budget. */
+/* Up to WANT octets of a memfd's, copied into tmp/ID: their count, 0 at
+ * its end, or -1 when the message is refused. */
+static ssize_t read_memfd(struct service *s, struct conn *c, size_t want)
+{
+	uint64_t left = c->data_size - c->data_read;
+	ssize_t n;
+
+	want = left < want ? (size_t)left : want;
+	do
+		n = want == 0 ? 0 : pread(c->data_fd, s->buf, want, (off_t)c->data_read);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		refuse(c, QQ_READ_ERROR, "read message", errno);
+	else if (n > 0 && commit_add_bytes(&c->commit, s->buf, (size_t)n) != QQ_QUEUED)
+		refuse(c, c->commit.outcome, c->commit.what, c->commit.error);
+	return c->data_done ? -1 : n;
+}
+
+/* A pipe's octets go into tmp/ID by splice, whose SPLICE_F_NONBLOCK never
+ * waits: the pipe's O_NONBLOCK is in a file description the client shares
+ * and may take back.  Their count, 0 at its end, or -1 when it has none
+ * now or the message is refused. */
+static ssize_t read_pipe(struct conn *c, size_t want)
+{
+	ssize_t n = commit_add_from_pipe(&c->commit, c->data_fd, want);
+
+	if (n < 0 && errno != EAGAIN)
+		refuse(c, c->commit.outcome, c->commit.what, c->commit.error);
+	return n;
+}
+
+/* Copies what the fd has now into tmp/ID, up to the round's budget. */
 static void read_data(struct service *s, struct conn *c)
 {
 	size_t budget = ROUND_BUDGET;
 
 	while (!c->data_done && budget > 0) {
-		size_t want = READ_CHUNK;
-		ssize_t n;
-		if (c->kind == DATA_MEMFD) {
-			uint64_t left = c->data_size - c->data_read;
-			want = left < want ? (size_t)left : want;
-			n = want == 0 ? 0 : pread(c->data_fd, s->buf, want, (off_t)c->data_read);
-		} else {
-			n = read(c->data_fd, s->buf, want);
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
+		ssize_t n = c->kind == DATA_MEMFD ? read_memfd(s, c, READ_CHUNK)
+						  : read_pipe(c, READ_CHUNK);
+		if (n < 0)
 			return;
-		if (n < 0) {
-			refuse(c, QQ_READ_ERROR, "read message", errno);
-			return;
-		}
 		if (n == 0) {
 			close_fd(&c->data_fd);
 			c->data_done = true;
 			return;
 		}
 		touch(s, c);
-		if (c->data_read + (uint64_t)n > s->size_limit) {
+		c->data_read += (uint64_t)n;
+		if (c->data_read > s->size_limit) {
 			refuse(c, QQ_REFUSED_PERM, "message too large", 0);
 			return;
 		}
-		if (commit_add_bytes(&c->commit, s->buf, (size_t)n) != QQ_QUEUED) {
-			refuse(c, c->commit.outcome, c->commit.what, c->commit.error);
-			return;
-		}
-		c->data_read += (uint64_t)n;
 		budget -= (size_t)n < budget ? (size_t)n : budget;
 	}
 }

@@ -2,9 +2,10 @@
  * started and supervised by tern-deliver, which hands it the listening
  * queue socket as fd 0.
  *
- * Promises: one poll loop, nothing in it ever blocks on a client (every
- * descriptor a client gives or holds is non-blocking, read only as far as
- * it has data), each connection's state is its own, and no connection
+ * Promises: one poll loop, nothing in it ever blocks on a client (its
+ * socket is non-blocking, and a descriptor it gives is read in ways that
+ * never wait, whatever flags the client sets on it, only as far as it has
+ * data), each connection's state is its own, and no connection
  * lasts more than queue_timeout without progress.  A message is
  * committed only with queue/commit.h, in a batch with every other message
  * that became whole in the same round, and its client hears 0 only after
