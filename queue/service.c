@@ -39,8 +39,10 @@
 #define REQUIRED_SEALS (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW)
 /* Envelope octets announced by all connections at once, at most: one
  * client may send the largest envelope the program takes, but a crowd
- * of them cannot make the service hold gigabytes. */
+ * of them cannot make the service hold gigabytes; and those of one uid,
+ * so that it cannot take the budget from the others (tern-smtpd's). */
 #define ENVELOPE_BUDGET ((size_t)64 << 20)
+#define ENVELOPE_BUDGET_PER_UID (ENVELOPE_BUDGET / 2)
 
 enum phase {
 	PHASE_IDLE,		/* between messages: a begin line is due */
@@ -346,14 +348,15 @@ static void read_data(struct service *s, struct conn *c)
 
 /* ---- the socket's lines ---- */
 
-/* Envelope octets the other connections have announced and not yet
- * handed in whole. */
-static size_t envelopes_announced(const struct service *s)
+/* Envelope octets the other connections (of UID only, unless NULL) have
+ * announced and not yet handed in whole. */
+static size_t envelopes_announced(const struct service *s, const uid_t *uid)
 {
 	size_t n = 0;
 
 	for (size_t i = 0; i < s->nconns; i++)
-		if (s->conns[i]->phase == PHASE_ENVELOPE)
+		if (s->conns[i]->phase == PHASE_ENVELOPE &&
+		    (uid == NULL || s->conns[i]->uid == *uid))
 			n += s->conns[i]->env_want;
 	return n;
 }
@@ -372,7 +375,8 @@ static void end_message(struct service *s, struct conn *c, const struct qs_reque
 		refuse_envelope(c, QQ_REFUSED_PERM, "envelope too large");
 		return;
 	}
-	if (r->envlen > ENVELOPE_BUDGET - envelopes_announced(s)) {
+	if (r->envlen > ENVELOPE_BUDGET - envelopes_announced(s, NULL) ||
+	    r->envlen > ENVELOPE_BUDGET_PER_UID - envelopes_announced(s, &c->uid)) {
 		refuse_envelope(c, QQ_NO_MEMORY, "envelopes over the service's budget");
 		return;
 	}

@@ -5,8 +5,8 @@ import fcntl
 import os
 import socket
 
-from harness import Instance, wait_until
-from test_service import Client, envelope, qid_for, sealed_memfd, the_service
+from harness import Instance, Skip, wait_until
+from test_service import Client, envelope, qid_for, sealed_memfd, send_smtp, the_service
 
 BODY = b"Subject: review\n\nbody\n"
 
@@ -75,3 +75,75 @@ def test_a_client_that_clears_o_nonblock_on_its_pipe_does_not_block_the_service(
             os.close(w)
             os.close(r)
             attacker.close()
+
+
+class ClientAs(Client):
+    """A raw client connected as another uid (SO_PEERCRED takes the
+    effective one at connect), through public/ opened beforehand: the
+    instance's spool is its owner's alone."""
+
+    def __init__(self, t, uid, timeout=10):
+        public = os.open(os.path.join(t.spool, "public"), os.O_PATH | os.O_DIRECTORY)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.pending = b""
+        os.seteuid(uid)
+        try:
+            self.sock.connect("/proc/self/fd/%d/queue" % public)
+        finally:
+            os.seteuid(0)
+            os.close(public)
+        assert self.line() == b"ready", "no greeting"
+
+
+def announce(c, qid, envlen, wait=0.3):
+    """Begins a message on C and announces ENVLEN envelope octets, sending
+    none of them: the reply if the service refused it within WAIT seconds,
+    else None."""
+    fd = sealed_memfd(BODY)
+    c.begin(qid, fd)
+    os.close(fd)
+    c.sock.sendall(b"end %d %d\n" % (len(BODY), envlen))
+    c.sock.settimeout(wait)
+    try:
+        return c.line()
+    except socket.timeout:
+        return None
+    finally:
+        c.sock.settimeout(10)
+
+
+def test_one_uid_cannot_take_the_envelope_budget_from_the_others():
+    """A local user announces large envelopes (the program's limit allows
+    10 MB each) and sends none of them: the others' envelopes must still
+    pass, or the service refuses every SMTP session's message with 51."""
+    if os.getuid() != 0:
+        raise Skip("needs root: clients of other uids")
+    with Instance() as t:
+        the_service(t)
+        held = []
+        n = 0
+        for size in (10 ** 7, 10 ** 6, 10 ** 5, 10 ** 4, 10 ** 3, 10 ** 2, 16):
+            while n < 200:  # as much as uid 65534 may announce, to the octet
+                n += 1
+                c = ClientAs(t, 65534)
+                if announce(c, qid_for(400 + n), size, wait=0.1) is not None:
+                    c.close()
+                    break
+                held.append(c)
+        assert held
+        try:
+            code, text = send_smtp(t, "meanwhile@client.test")
+            assert code == 250, (code, text)
+            t.wait_for_messages("alice", 1)
+            # a second uid may take what the first left, and the total holds
+            for i in range(3):
+                held.append(ClientAs(t, 65533))
+                assert announce(held[-1], qid_for(390 + i), 10 ** 7) is None
+            over = Client(t)
+            assert announce(over, qid_for(398), 10 ** 7, wait=10) == b"51"
+            assert "envelopes over the service's budget" in t.log("deliver")
+            over.close()
+        finally:
+            for c in held:
+                c.close()
