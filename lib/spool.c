@@ -224,33 +224,28 @@ static int read_v1(int fd, off_t size, struct envelope *env, const char *footer)
 	return read_block(fd, (off_t)env->msglen, envlen, env, NULL, 0);
 }
 
-static int read_v2(int fd, off_t size, struct envelope *env)
+/* FOOTER: the file's last SPOOL_FOOTER2_SIZE octets. */
+static int read_v2(int fd, off_t size, struct envelope *env, const char *footer)
 {
-	char footer[SPOOL_FOOTER2_SIZE];
 	size_t envlen;
 	uint32_t envcrc;
 
-	if (size < SPOOL_FOOTER2_SIZE)
-		goto malformed;
-	if (pread(fd, footer, sizeof footer, size - SPOOL_FOOTER2_SIZE) != (ssize_t)sizeof footer)
-		return -1;
 	if (parse_footer2(footer, &env->msglen, &envlen, &env->msgcrc, &envcrc) < 0 ||
-	    envlen > SPOOL_ENVELOPE_MAX || (uint64_t)size != envlen + SPOOL_FOOTER2_SIZE)
-		goto malformed;
+	    envlen > SPOOL_ENVELOPE_MAX || (uint64_t)size != envlen + SPOOL_FOOTER2_SIZE) {
+		errno = EBADMSG;
+		return -1;
+	}
 	env->format = SPOOL_FORMAT_V2;
 	return read_block(fd, 0, envlen, env, footer, envcrc);
-malformed:
-	errno = EBADMSG;
-	return -1;
 }
 
-/* A TERN1 file ends in "TERN1 "-led 32 octets; a TERN2 file has hex
- * digits there (its msglen), so the two can never be taken for each
- * other. */
+/* The tail is read once, as long as a TERN2 footer when the file is.  A
+ * TERN1 file ends in "TERN1 "-led 32 octets; a TERN2 file has hex digits
+ * there (its msglen), so the two can never be taken for each other. */
 int spool_read_envelope(int fd, struct envelope *env)
 {
 	struct stat st;
-	char footer[SPOOL_FOOTER_SIZE];
+	char tail[SPOOL_FOOTER2_SIZE];
 
 	memset(env, 0, sizeof *env);
 	if (fstat(fd, &st) < 0)
@@ -259,12 +254,17 @@ int spool_read_envelope(int fd, struct envelope *env)
 		errno = EBADMSG;
 		return -1;
 	}
-	if (pread(fd, footer, sizeof footer, st.st_size - SPOOL_FOOTER_SIZE) !=
-	    (ssize_t)sizeof footer)
+	size_t len = st.st_size < SPOOL_FOOTER2_SIZE ? (size_t)st.st_size : sizeof tail;
+	if (pread(fd, tail, len, st.st_size - (off_t)len) != (ssize_t)len)
 		return -1;
-	if (memcmp(footer, "TERN1 ", 6) == 0)
-		return read_v1(fd, st.st_size, env, footer);
-	return read_v2(fd, st.st_size, env);
+	const char *footer1 = tail + len - SPOOL_FOOTER_SIZE;
+	if (memcmp(footer1, "TERN1 ", 6) == 0)
+		return read_v1(fd, st.st_size, env, footer1);
+	if (len < SPOOL_FOOTER2_SIZE) {
+		errno = EBADMSG;
+		return -1;
+	}
+	return read_v2(fd, st.st_size, env, tail);
 }
 
 void spool_free_envelope(struct envelope *env)
