@@ -8,8 +8,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "crc32c.h"
 #include "queue_protocol.h"
 #include "spool.h"
+
+#define CRC_READBACK 16384	/* octets read back at a time for the CRC */
 
 /* A queue-directory operation's failure: a full disk is 53, as for any
  * write; anything else is the directory's (62). */
@@ -26,32 +29,64 @@ static int failed(struct commit *c, int code, const char *what, int error)
 	return code;
 }
 
+/* Creates PATH (DIR/ID) anew for writing: the fd, or -1 with the code
+ * that refuses it in C (71 if the name is taken); PATH is "" then. */
+static int create(struct commit *c, char *path, size_t size, const char *dir,
+		  const char *what)
+{
+	if (spool_path(path, size, c->spool, dir, c->id) < 0) {
+		path[0] = '\0';
+		failed(c, QQ_QUEUE_DIR, "path", errno);
+		return -1;
+	}
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		int error = errno;
+		path[0] = '\0';
+		failed(c, error == EEXIST ? QQ_REFUSED_TEMP : dir_error(error), what, error);
+	}
+	return fd;
+}
+
 int commit_begin(struct commit *c, const char *spool, const char *id)
 {
 	memset(c, 0, sizeof *c);
-	c->fd = -1;
+	c->fd = c->env_fd = -1;
 	c->spool = spool;
 	str_copy(c->id, sizeof c->id, id);
-	if (spool_path(c->tmp_path, sizeof c->tmp_path, spool, SPOOL_TMP, id) < 0) {
-		c->tmp_path[0] = '\0';
-		return failed(c, QQ_QUEUE_DIR, "path", errno);
-	}
-	c->fd = open(c->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (c->fd < 0) {
-		int error = errno;
-		c->tmp_path[0] = '\0';
-		return failed(c, error == EEXIST ? QQ_REFUSED_TEMP : dir_error(error),
-			      "create tmp file", error);
-	}
-	return QQ_QUEUED;
+	c->fd = create(c, c->mess_path, sizeof c->mess_path, SPOOL_MESS, "create message file");
+	return c->fd < 0 ? c->outcome : QQ_QUEUED;
 }
 
 int commit_add_bytes(struct commit *c, const void *buf, size_t len)
 {
 	if (write_all(c->fd, buf, len) < 0)
 		return failed(c, QQ_WRITE_ERROR, "write message", errno);
+	c->crc = crc32c_update(c->crc, buf, len);
 	c->size += len;
 	return QQ_QUEUED;
+}
+
+/* The CRC of LEN octets just spliced in at the message's end: splice(2)
+ * moves them without passing through here, so they are read back (from
+ * the page cache) for it.  0, or -1 with the commit failed (53). */
+static int crc_from_file(struct commit *c, size_t len)
+{
+	char buf[CRC_READBACK];
+
+	while (len > 0) {
+		size_t want = len < sizeof buf ? len : sizeof buf;
+		ssize_t n = pread(c->fd, buf, want, (off_t)c->size);
+		if (n <= 0) {
+			failed(c, QQ_WRITE_ERROR, "read back message", n < 0 ? errno : EIO);
+			errno = EIO;	/* not EAGAIN: the commit has failed */
+			return -1;
+		}
+		c->crc = crc32c_update(c->crc, buf, (size_t)n);
+		c->size += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
 }
 
 ssize_t commit_add_from_pipe(struct commit *c, int pipe_fd, size_t len)
@@ -63,15 +98,19 @@ ssize_t commit_add_from_pipe(struct commit *c, int pipe_fd, size_t len)
 	while (n < 0 && errno == EINTR);
 	if (n < 0 && errno != EAGAIN)
 		failed(c, QQ_WRITE_ERROR, "write message", errno);
-	else if (n > 0)
-		c->size += (uint64_t)n;
+	else if (n > 0 && crc_from_file(c, (size_t)n) < 0)
+		return -1;
 	return n;
 }
 
 int commit_add_envelope(struct commit *c, time_t queued, const char *sender,
 			char *const *rcpts, size_t nrcpts)
 {
-	if (spool_write_envelope(c->fd, c->size, queued, sender, rcpts, nrcpts) == 0)
+	c->env_fd = create(c, c->tmp_path, sizeof c->tmp_path, SPOOL_TMP, "create tmp file");
+	if (c->env_fd < 0)
+		return c->outcome;
+	if (spool_write_envelope_file(c->env_fd, c->size, c->crc, queued, sender, rcpts,
+				      nrcpts) == 0)
 		return QQ_QUEUED;
 	int error = errno;
 	if (error == EMSGSIZE)
@@ -98,63 +137,113 @@ static bool id_taken(const char *spool, const char *id)
 	return false;
 }
 
-/* The file durable and closed, then its name in incoming/ (not yet
- * durable itself).  QQ_QUEUED, or the code that refuses it. */
+/* Starts the writeback of both files, waiting for nothing, so that the
+ * first fdatasync of a batch finds every file's blocks allocated and its
+ * one journal commit carries them all.  Only a hint: a failure shows in
+ * the fdatasync. */
+static void start_writeback(struct commit *c)
+{
+	(void)sync_file_range(c->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	(void)sync_file_range(c->env_fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+}
+
+/* The envelope file's name in incoming/, before either file is durable:
+ * a reader sees both whole (every write has returned), and a crash's
+ * torn file fails its CRC (tern-queue(8)).  QQ_QUEUED or the code. */
 static int link_one(struct commit *c, char *incoming, size_t size)
 {
-	int r = fsync(c->fd);
-	int error = errno;
-
-	if (close(c->fd) < 0 && r == 0)
-		r = -1, error = errno;
-	c->fd = -1;
-	if (r < 0)
-		return failed(c, QQ_WRITE_ERROR, "fsync", error);
 	if (spool_path(incoming, size, c->spool, SPOOL_INCOMING, c->id) < 0)
 		return failed(c, QQ_QUEUE_DIR, "path", errno);
 	if (id_taken(c->spool, c->id))
 		return failed(c, QQ_REFUSED_TEMP, "queue id taken", EEXIST);
 	if (link(c->tmp_path, incoming) < 0) {
-		error = errno;
+		int error = errno;
+		incoming[0] = '\0';
 		return failed(c, error == EEXIST ? QQ_REFUSED_TEMP : dir_error(error), "link",
 			      error);
 	}
 	return QQ_QUEUED;
 }
 
-/* incoming/'s fsync failed: no link of this batch is known durable. */
-static void take_back(struct commit *const *batch, size_t n, char (*incoming)[PATH_MAX],
-		      int error)
+/* Both files' data durable, and closed. */
+static int sync_one(struct commit *c)
 {
-	for (size_t i = 0; i < n; i++) {
-		if (batch[i]->outcome != QQ_QUEUED)
-			continue;
-		unlink(incoming[i]);
-		failed(batch[i], QQ_WRITE_ERROR, "fsync incoming", error);
-	}
+	int r = fdatasync(c->fd);
+	int error = errno;
+
+	if (r == 0 && fdatasync(c->env_fd) < 0)
+		r = -1, error = errno;
+	if (close(c->fd) < 0 && r == 0)
+		r = -1, error = errno;
+	c->fd = -1;
+	if (close(c->env_fd) < 0 && r == 0)
+		r = -1, error = errno;
+	c->env_fd = -1;
+	return r < 0 ? failed(c, QQ_WRITE_ERROR, "fdatasync", error) : QQ_QUEUED;
+}
+
+/* A linked message that failed after its link: its incoming/ name goes
+ * first.  If tern-deliver has taken it in already (the name is gone), its
+ * mess/ID stays for that delivery (the client, told 53, may send it
+ * again: at least once). */
+static void take_back(struct commit *c, char *incoming)
+{
+	if (incoming[0] == '\0')
+		return;
+	if (unlink(incoming) < 0 && errno == ENOENT)
+		c->mess_path[0] = '\0';
+	incoming[0] = '\0';
+}
+
+/* fsyncs mess/ and incoming/ of SPOOL: NULL, or what failed (errno set). */
+static const char *sync_folders(const char *spool)
+{
+	static const char *const dirs[] = { SPOOL_MESS, SPOOL_INCOMING };
+	static const char *const what[] = { "fsync mess", "fsync incoming" };
+	char dir[PATH_MAX];
+
+	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
+		if (spool_path(dir, sizeof dir, spool, dirs[i], NULL) < 0 || fsync_dir(dir) < 0)
+			return what[i];
+	return NULL;
 }
 
 void commit_batch(struct commit *const *batch, size_t n)
 {
-	char dir[PATH_MAX];
 	char (*incoming)[PATH_MAX] = calloc(n ? n : 1, PATH_MAX);
 	size_t linked = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		if (incoming == NULL)
 			failed(batch[i], QQ_NO_MEMORY, "malloc", ENOMEM);
-		else if (batch[i]->outcome == QQ_QUEUED &&
-			 link_one(batch[i], incoming[i], PATH_MAX) == QQ_QUEUED)
+		else if (batch[i]->outcome == QQ_QUEUED)
+			start_writeback(batch[i]);
+	}
+	for (size_t i = 0; incoming != NULL && i < n; i++)
+		if (batch[i]->outcome == QQ_QUEUED && link_one(batch[i], incoming[i], PATH_MAX) ==
+		    QQ_QUEUED)
 			linked++;
+	for (size_t i = 0; incoming != NULL && i < n; i++) {
+		if (batch[i]->outcome != QQ_QUEUED || sync_one(batch[i]) == QQ_QUEUED)
+			continue;
+		take_back(batch[i], incoming[i]);
+		linked--;
 	}
-	if (linked > 0) {
-		if (spool_path(dir, sizeof dir, batch[0]->spool, SPOOL_INCOMING, NULL) < 0)
-			take_back(batch, n, incoming, errno);
-		else if (fsync_dir(dir) < 0)
-			take_back(batch, n, incoming, errno);
+	const char *what = linked > 0 ? sync_folders(batch[0]->spool) : NULL;
+	if (what != NULL) {
+		int error = errno;	/* no name of this batch is known durable */
+		for (size_t i = 0; i < n; i++) {
+			if (batch[i]->outcome != QQ_QUEUED)
+				continue;
+			take_back(batch[i], incoming[i]);
+			failed(batch[i], QQ_WRITE_ERROR, what, error);
+		}
 	}
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		if (batch[i]->outcome == QQ_QUEUED)
+			batch[i]->mess_path[0] = '\0';	/* committed: it stays */
 		commit_abort(batch[i]);	/* the tmp/ name, linked or not */
+	}
 	free(incoming);
 }
 
@@ -163,7 +252,14 @@ void commit_abort(struct commit *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
-	if (c->tmp_path[0] != '\0')
+	if (c->tmp_path[0] != '\0') {
+		if (c->env_fd >= 0)
+			close(c->env_fd);
 		unlink(c->tmp_path);
+	}
+	c->env_fd = -1;
 	c->tmp_path[0] = '\0';
+	if (c->mess_path[0] != '\0')
+		unlink(c->mess_path);
+	c->mess_path[0] = '\0';
 }

@@ -36,6 +36,8 @@ static void on_alarm(int sig)
 	(void)sig;
 	if (current_job != NULL && current_job->commit.tmp_path[0] != '\0')
 		unlink(current_job->commit.tmp_path);
+	if (current_job != NULL && current_job->commit.mess_path[0] != '\0')
+		unlink(current_job->commit.mess_path);
 	_exit(QQ_TIMEOUT);
 }
 

@@ -63,7 +63,7 @@ struct conn {
 	bool dead;		/* to be closed at the end of the round */
 	bool peer_closed;	/* shut down its side: it takes no reply */
 	/* the message since begin */
-	struct commit commit;	/* tmp/ID, while commit.tmp_path is set */
+	struct commit commit;	/* mess/ID and tmp/ID, while their paths are set */
 	int code;		/* QQ_QUEUED so far, else the reply it gets */
 	int data_fd;
 	enum data_kind kind;

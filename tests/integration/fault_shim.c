@@ -1,8 +1,9 @@
 /* An LD_PRELOAD shim that makes one system call fail, for the tests.
  *
- *   TERN_FAULT=fsync|link|rename|write|pread   the call to fail (EIO; ENOSPC for write)
+ *   TERN_FAULT=fsync|fdatasync|link|rename|write|pread
+ *                                        the call to fail (EIO; ENOSPC for write)
  *   TERN_FAULT_PROGRAM=tern-queue        only in this program (default: any)
- *   TERN_FAULT_PATH=/spool/queue         fsync, pread and write: only on a file or
+ *   TERN_FAULT_PATH=/spool/queue         fsync, fdatasync, pread and write: only on a file or
  *                                        folder whose path contains this
  *   TERN_FAULT_TIMES=N                   only the first N calls that qualify
  *   TERN_FAULT_ERRNO=N                   link: fail with errno N instead of EIO
@@ -67,6 +68,18 @@ int fsync(int fd)
 	}
 	if (real == NULL)
 		real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+	return real(fd);
+}
+
+int fdatasync(int fd)
+{
+	static int (*real)(int);
+	if (active("fdatasync") && fd_qualifies(fd, NULL) && take_a_turn()) {
+		errno = EIO;
+		return -1;
+	}
+	if (real == NULL)
+		real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
 	return real(fd);
 }
 

@@ -4,8 +4,12 @@ file, as written before), read side by side; torn TERN2 files, as a crash
 can leave them, never pass for whole ones."""
 import json
 import os
+import re
+import shutil
+import subprocess
 import time
 
+import harness
 from harness import Instance
 import spool_format
 
@@ -168,48 +172,75 @@ def test_orphan_message_files_are_removed_by_age():
         t.start_deliver()   # cleans up at start
         for name in ("OldTorn", "OldCut"):
             torn = os.path.join(queue, name)
-            harness_wait(lambda: not os.path.exists(torn), "the old torn envelope to go")
+            harness.wait_until(lambda: not os.path.exists(torn), 20,
+                               "the old torn envelope to go")
             assert "cleanup path=%s" % torn in t.log("deliver")
         assert os.path.exists(os.path.join(queue, "NewTorn"))
         assert os.path.exists(os.path.join(queue, "OldTern1"))   # for the administrator
         path = os.path.join(mess, "OldOrphan")
-        harness_wait(lambda: not os.path.exists(path), "the old orphan to go")
+        harness.wait_until(lambda: not os.path.exists(path), 20, "the old orphan to go")
         assert "cleanup path=%s" % path in t.log("deliver")
         assert os.path.exists(os.path.join(mess, "NewOrphan"))       # a writer may be at it
         assert os.path.exists(os.path.join(mess, "OldBeingWritten"))  # its tmp/ goes first
         assert t.messages("alice") == [] and t.messages("bob") == []
 
 
-def harness_wait(predicate, what):
-    import harness
-    harness.wait_until(predicate, 20, what)
+
+# ---- the writer: TERN2, linked before it syncs (tern-queue(8)) ----
+
+ENVELOPE = b"Fs@remote.test\0Talice@example.test\0\0"
 
 
-def test_a_spool_of_the_format_before_is_delivered_once_after_the_upgrade():
-    # TERN1 files and state files as the code before mess/ wrote them, in
-    # an instance: each recipient still due gets the message once, and
-    # what was delivered or bounced already is not sent again.
+def test_tern_queue_links_before_it_syncs_and_confirms_after():
+    if shutil.which("strace") is None:
+        raise AssertionError("strace is needed (make deps installs it)")
     with Instance(smtpd=False, deliver=False) as t:
-        state = os.path.join(t.spool, "state")
-        spool_format.write_tern1(t.spool, "queue", "Up1", OLD, "s@remote.test",
-                                 ["alice@example.test", "bob@example.test"], NOW - 600)
-        spool_format.write_file(os.path.join(state, "Up1"), spool_format.state_file(
-            [("delivered", 0, 1, "alice@example.test", "alice@example.test", ""),
-             ("deferred", NOW - 5, 2, "bob@example.test", "bob@example.test",
-              "4.2.2 over quota")]))
-        spool_format.write_tern1(t.spool, "queue", "Up2", OLD, "",
-                                 ["alice@example.test"], NOW - 500)
-        spool_format.write_file(os.path.join(state, "Up2"), spool_format.state_file(
-            [("pending", 0, 0, "alice@example.test", "alice@example.test", "")]))
-        spool_format.write_tern1(t.spool, "incoming", "Up3", OLD, "s@remote.test",
-                                 ["bob@example.test"], NOW - 400)
-        t.start_deliver()
-        t.wait_for_messages("alice", 1)
-        t.wait_for_messages("bob", 2)
-        t.wait_spool_empty()
-        assert len(t.messages("alice")) == 1 and len(t.messages("bob")) == 2
-        log = t.log("deliver")
-        assert "delivered id=Up2 rcpt=alice@example.test" in log, log
-        assert "id=Up1 rcpt=alice" not in log, log
-        assert "delivered id=Up1 rcpt=bob@example.test" in log, log
-        assert "delivered id=Up3 rcpt=bob@example.test" in log, log
+        msg, env, trace = (os.path.join(t.dir, n) for n in ("msg", "env", "trace"))
+        spool_format.write_file(msg, NEW)
+        spool_format.write_file(env, ENVELOPE)
+        penv = t.env({"TERN_QID": "Lever1"})
+        if harness.SANITIZED:   # LeakSanitizer cannot run under ptrace
+            penv["ASAN_OPTIONS"] = "abort_on_error=0:detect_leaks=0"
+        with open(msg, "rb") as fd0, open(env, "rb") as fd1:
+            r = subprocess.run(["strace", "-y", "-o", trace, "-e",
+                                "trace=sync_file_range,link,linkat,fdatasync,fsync,exit_group",
+                                t.program("tern-queue")], stdin=fd0, stdout=fd1,
+                               stderr=subprocess.PIPE, env=penv, timeout=60)
+        assert r.returncode == 0, r.stderr
+        with open(trace) as f:
+            calls = [line.strip() for line in f if not line.startswith("+++")]
+
+        def first(pattern):
+            for i, call in enumerate(calls):
+                if re.search(pattern, call):
+                    assert call.endswith("= 0") or call.startswith("exit_group"), call
+                    return i
+            raise AssertionError("no %s in %s" % (pattern, calls))
+        started = max(first(r"^sync_file_range\(\d+</[^>]*/spool/mess/Lever1>"),
+                      first(r"^sync_file_range\(\d+</[^>]*/spool/tmp/Lever1>"))
+        linked = first(r'^link\(".*/spool/tmp/Lever1", ".*/spool/incoming/Lever1"\)')
+        synced = max(first(r"^fdatasync\(\d+</[^>]*/spool/mess/Lever1>"),
+                     first(r"^fdatasync\(\d+</[^>]*/spool/tmp/Lever1>"))
+        folders = max(first(r"^fsync\(\d+</[^>]*/spool/mess>"),
+                      first(r"^fsync\(\d+</[^>]*/spool/incoming>"))
+        assert started < linked < synced < folders < first(r"^exit_group\(0\)"), calls
+        # and what it wrote reads back whole
+        assert sorted(listed(t)) == ["Lever1"]
+        with open(os.path.join(t.spool, "mess", "Lever1"), "rb") as f:
+            assert f.read() == NEW
+
+
+def test_a_failed_sync_is_53_and_leaves_nothing():
+    with Instance(smtpd=False, deliver=False) as t:
+        for call, path in (("fdatasync", "/spool/mess/"), ("fdatasync", "/spool/tmp/"),
+                           ("fsync", "/spool/mess"), ("fsync", "/spool/incoming")):
+            env = {"LD_PRELOAD": harness.FAULT_SHIM, "TERN_FAULT": call,
+                   "TERN_FAULT_PATH": path}
+            if harness.SANITIZED:
+                env["ASAN_OPTIONS"] = "abort_on_error=0:detect_leaks=1:verify_asan_link_order=0"
+            code, err = t.queue(ENVELOPE, NEW, extra_env=env)
+            assert code == 53, (call, path, code, err)
+            assert re.search(r"what=\"?%s" % call, err), (call, path, err)
+            assert t.spool_files() == [], (call, path, t.spool_files())
+        code, err = t.queue(ENVELOPE, NEW)
+        assert code == 0, err

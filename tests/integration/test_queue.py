@@ -6,6 +6,7 @@ import re
 import subprocess
 
 import harness
+import spool_format
 from harness import Instance
 
 SENDER = b"sender@remote.test"
@@ -26,18 +27,23 @@ def test_good_envelope_lands_in_incoming():
         code, err = queue(t, GOOD)
         assert code == 0, err
         (path,) = incoming(t)
-        assert t.spool_files() == [path]
+        qid = os.path.basename(path)
+        mess = os.path.join(t.spool, "mess", qid)
+        assert sorted(t.spool_files()) == sorted([path, mess])
+        with open(mess, "rb") as f:
+            assert f.read() == MESSAGE      # the message alone
         with open(path, "rb") as f:
-            data = f.read()
-        assert data.startswith(MESSAGE)
-        block = data[len(MESSAGE):]
+            block = f.read()                # the envelope file: block and TERN2 footer
         assert re.fullmatch(rb"time \d+\nfrom sender@remote\.test\nrcpt alice@example\.test\n"
-                            rb"TERN1 ([0-9a-f]{16}) ([0-9a-f]{8})\n", block), block
-        footer = block[-32:].split()
+                            rb"TERN2 ([0-9a-f]{16}) ([0-9a-f]{8}) ([0-9a-f]{8}) ([0-9a-f]{8})\n",
+                            block), block
+        footer = block[-50:].split()
         assert int(footer[1], 16) == len(MESSAGE)
-        assert int(footer[2], 16) == len(block) - 32
+        assert int(footer[2], 16) == len(block) - 50
+        assert int(footer[3], 16) == spool_format.crc32c(MESSAGE)
+        assert int(footer[4], 16) == spool_format.crc32c(block[:-9])
         (m,) = json.loads(t.ternctl("queue", "--json").stdout)
-        assert m["id"] == os.path.basename(path)
+        assert m["id"] == qid
         assert m["sender"] == SENDER.decode()
         assert [r["addr"] for r in m["rcpts"]] == ["alice@example.test"]
 
@@ -142,9 +148,10 @@ def test_qid_already_taken():
         code, err = queue(t, GOOD, message=b"Subject: second\n\nx\n", qid="Taken123")
         assert code == 71, (code, err)
         (path,) = incoming(t)
-        assert t.spool_files() == [path]
-        with open(path, "rb") as f:
-            assert f.read().startswith(MESSAGE)
+        mess = os.path.join(t.spool, "mess", "Taken123")
+        assert sorted(t.spool_files()) == sorted([path, mess])
+        with open(mess, "rb") as f:
+            assert f.read() == MESSAGE      # the first one's, untouched
 
 
 def test_qid_of_a_leftover_state_file_is_taken():

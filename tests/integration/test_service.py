@@ -318,7 +318,8 @@ def test_wrong_fd_types_are_refused():
         c.close()
         assert incoming_ids(t) == []
         assert t.messages("alice") == []
-        assert os.listdir(os.path.join(t.spool, "tmp")) == []
+        for folder in ("tmp", "mess"):
+            assert os.listdir(os.path.join(t.spool, folder)) == [], folder
         assert "message fd neither a pipe nor a sealed memfd" in t.log("deliver")
 
 
@@ -336,7 +337,8 @@ def test_two_fds_or_none_end_the_connection():
         os.close(a)
         os.close(b)
         assert incoming_ids(t) == []
-        assert os.listdir(os.path.join(t.spool, "tmp")) == []
+        for folder in ("tmp", "mess"):
+            assert os.listdir(os.path.join(t.spool, folder)) == [], folder
 
 
 def test_envelope_checks_are_the_programs():
@@ -360,7 +362,8 @@ def test_envelope_checks_are_the_programs():
         assert c.line() == b"54"
         c.close()
         assert incoming_ids(t) == []
-        assert os.listdir(os.path.join(t.spool, "tmp")) == []
+        for folder in ("tmp", "mess"):
+            assert os.listdir(os.path.join(t.spool, folder)) == [], folder
 
 
 def test_oversized_message_is_refused():
@@ -385,7 +388,8 @@ def test_oversized_message_is_refused():
         assert sent < 200000  # the service closed the pipe
         c.close()
         assert incoming_ids(t) == []
-        assert os.listdir(os.path.join(t.spool, "tmp")) == []
+        for folder in ("tmp", "mess"):
+            assert os.listdir(os.path.join(t.spool, folder)) == [], folder
 
 
 # ---- hostile and broken clients ----
@@ -407,7 +411,8 @@ def test_garbage_oversized_envelope_and_stalls_do_not_hold_up_a_session():
         os.write(w, b"Subject: half\n")
         halfline = Client(t)
         halfline.sock.sendall(b"beg")
-        wait_until(lambda: os.listdir(os.path.join(t.spool, "tmp")), 10, "the stalled tmp file")
+        wait_until(lambda: os.listdir(os.path.join(t.spool, "mess")), 10,
+                   "the stalled message file")
 
         start = time.monotonic()
         code, text = send_smtp(t, "meanwhile@client.test")
@@ -423,7 +428,9 @@ def test_garbage_oversized_envelope_and_stalls_do_not_hold_up_a_session():
             c.sock.settimeout(10)
             assert c.closed()
         os.close(w)
-        wait_until(lambda: os.listdir(os.path.join(t.spool, "tmp")) == [], 10, "an empty tmp/")
+        wait_until(lambda: os.listdir(os.path.join(t.spool, "tmp")) == []
+                   and os.listdir(os.path.join(t.spool, "mess")) == [], 10,
+                   "an empty tmp/ and mess/")
         assert "what=queue_timeout" in t.log("deliver")
         assert "what=protocol" in t.log("deliver")
         assert incoming_ids(t) == []
@@ -545,6 +552,7 @@ def test_fsync_failure_fails_exactly_its_batch():
         t.wait_for_messages("alice", answers.count(b"0") + 1)
         for q in failed:
             assert not queued_or_delivered(t, q), q
+            assert not os.path.exists(os.path.join(t.spool, "mess", q)), q
         assert os.listdir(os.path.join(t.spool, "tmp")) == []
         for c in clients + [later]:
             c.close()
@@ -639,7 +647,10 @@ def test_kill_of_the_service_mid_commit_loses_no_confirmed_message():
         assert "what=read" not in t.log("deliver")
         for m in delivered:
             assert m.endswith(b"z" * 2000 + b"\n"), m[:200]
-        # what a killed service leaves is in tmp/ only, which delivery never
-        # reads (tern-deliver removes it by age)
-        wait_until(lambda: not [p for p in t.spool_files() if "/tmp/" not in p[len(t.spool):]],
+        assert "what=torn" not in t.log("deliver")   # a kill tears nothing
+        # what a killed service leaves is in tmp/ and mess/ only, files no
+        # envelope names, which delivery never reads (tern-deliver removes
+        # them by age)
+        wait_until(lambda: not [p for p in t.spool_files()
+                                if p[len(t.spool):].split("/")[1] not in ("tmp", "mess")],
                    30, "incoming/, queue/ and state/ empty")

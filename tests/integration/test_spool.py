@@ -328,13 +328,13 @@ def test_tern_queue_under_a_file_size_limit_exits_53_and_cleans_up():
         env = t.env()
         env.pop("TERN_QID", None)
         big = b"Subject: big\n\n" + b"x" * 20000 + b"\n"
-        # over the limit in the message; then in the envelope block only
-        near = b"Subject: near\n\n" + b"y" * (limit - 16 - 40) + b"\n"
-        assert len(near) < limit
-        for message in (big, near):
+        # over the limit in the message file; then in the envelope file
+        # only (the message is a file of its own, mess/ID)
+        many = envelope(*[b"user%04d@example.test" % i for i in range(300)])
+        assert len(many) > limit
+        for message, env_bytes in ((big, envelope(b"alice@example.test")), (MESSAGE, many)):
             for attempt in range(2):
-                code, _, err = run_limited(args, message, envelope(b"alice@example.test"),
-                                           limit, env)
+                code, _, err = run_limited(args, message, env_bytes, limit, env)
                 assert code == 53, (len(message), code, err)
                 assert "File too large" in err, err
                 assert t.spool_files() == [], t.spool_files()
