@@ -181,9 +181,9 @@ static int parse_block(struct envelope *env, size_t len)
 	return env->sender == NULL ? -1 : 0;
 }
 
-/* Reads ENVLEN octets of block at AT into ENV and parses them: 0, -1 with
- * EBADMSG (freed), -1 with another errno (freed). */
-/* FOOTER2: the TERN2 footer whose ENVCRC the block must match, or NULL. */
+/* Reads ENVLEN octets of block at AT into ENV and parses them, first
+ * checking them against ENVCRC when FOOTER2 (a TERN2 footer) is given: 0,
+ * -1 with EBADMSG (freed), -1 with another errno (freed). */
 static int read_block(int fd, off_t at, size_t envlen, struct envelope *env,
 		      const char *footer2, uint32_t envcrc)
 {
