@@ -57,7 +57,7 @@ def test_a_client_that_clears_o_nonblock_on_its_pipe_does_not_block_the_service(
         qid = qid_for(300)
         attacker = Client(t)
         attacker.begin(qid, r)
-        wait_until(lambda: os.path.exists(os.path.join(t.spool, "tmp", qid)), 5,
+        wait_until(lambda: os.path.exists(os.path.join(t.spool, "mess", qid)), 5,
                    "the service to take the message")
         try:  # a service that sets O_NONBLOCK does so at once
             wait_until(lambda: fcntl.fcntl(r, fcntl.F_GETFL) & os.O_NONBLOCK, 1, "O_NONBLOCK")
