@@ -17,5 +17,6 @@ Suite *queue_client_suite(void);
 Suite *crc32c_suite(void);
 Suite *spool_v2_suite(void);
 Suite *queue_protocol_suite(void);
+Suite *heap_suite(void);
 
 #endif
