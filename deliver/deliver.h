@@ -20,8 +20,7 @@
 #include "recipient.h"
 #include "reports.h"
 #include "store.h"
-
-struct delivery_ticket;		/* dispatch.c's: a local delivery under way */
+#include "tables.h"
 
 struct deliver {
 	struct tern_conf conf;
@@ -32,7 +31,7 @@ struct deliver {
 	bool as_root;		/* started as root outside an instance */
 	struct message_store store;
 	struct local_agents *agents;
-	struct delivery_ticket *tickets;
+	struct table_watch tables_seen;
 	struct report_job reports[REPORTS_MAX];
 	int trigger_fd;
 	bool stopping;

@@ -5,11 +5,11 @@
 
 #include "deliver.h"
 #include "route.h"
+#include "tables.h"
 #include "util.h"
 
 /* What a local delivery under way comes back to. */
 struct delivery_ticket {
-	struct delivery_ticket *next;
 	struct message *msg;
 	size_t rcpt;
 	char target[PATH_MAX];
@@ -21,7 +21,8 @@ void deliver_locally(struct deliver *d, struct message *m, size_t ri,
 	const char *why = NULL;
 	struct delivery_ticket *ticket = calloc(1, sizeof *ticket);
 
-	if (ticket == NULL) {
+	if (ticket == NULL || set_delivering(m, ri, true) < 0) {
+		free(ticket);
 		defer(d, m, &m->rcpts[ri], "4.3.0 cannot start tern-local", time(NULL));
 		return;
 	}
@@ -36,23 +37,12 @@ void deliver_locally(struct deliver *d, struct message *m, size_t ri,
 	};
 	if (local_agents_start(d->agents, &delivery, ticket, &why) < 0) {
 		free(ticket);
+		set_delivering(m, ri, false);
 		if (why != NULL)
 			defer(d, m, &m->rcpts[ri], why, time(NULL));
 		return;
 	}
-	ticket->next = d->tickets;
-	d->tickets = ticket;
 	m->inflight++;
-}
-
-static void forget_ticket(struct deliver *d, struct delivery_ticket *ticket)
-{
-	for (struct delivery_ticket **p = &d->tickets; *p; p = &(*p)->next)
-		if (*p == ticket) {
-			*p = ticket->next;
-			break;
-		}
-	free(ticket);
 }
 
 static void delivery_done(void *ctx, void *cookie, enum local_outcome outcome, const char *text)
@@ -70,7 +60,8 @@ static void delivery_done(void *ctx, void *cookie, enum local_outcome outcome, c
 	else if (r->state != RCPT_HELD && r->state != RCPT_FAILED)
 		/* (held or returned by a request while this delivery ran: kept) */
 		defer(d, m, r, text, now);
-	forget_ticket(d, ticket);
+	set_delivering(m, ticket->rcpt, false);
+	free(ticket);
 	m->inflight--;
 	settle(d, m, now);
 }
@@ -80,51 +71,92 @@ void collect_deliveries(struct deliver *d)
 	local_agents_collect(d->agents, delivery_done, d);
 }
 
-void drop_tickets(struct deliver *d)
-{
-	for (struct delivery_ticket *t = d->tickets, *next; t; t = next) {
-		next = t->next;
-		free(t);
-	}
-	d->tickets = NULL;
-}
-
 static bool due(const struct rcpt_record *r, time_t now)
 {
 	return (r->state == RCPT_PENDING || r->state == RCPT_DEFERRED) && r->next_try <= now;
 }
 
-static bool in_flight(const struct deliver *d, const struct message *m, size_t ri)
+void schedule(struct deliver *d, struct message *m, time_t now)
 {
-	for (const struct delivery_ticket *t = d->tickets; t; t = t->next)
-		if (t->msg == m && t->rcpt == ri)
-			return true;
-	return false;
+	bool any = false, bounce_waits = false;
+	time_t wake = 0;
+
+	for (size_t i = 0; i < m->n && !m->doomed; i++) {
+		const struct rcpt_record *r = &m->rcpts[i];
+		bool waiting = (r->state == RCPT_PENDING || r->state == RCPT_DEFERRED) &&
+			       !is_delivering(m, i);
+		if (r->state == RCPT_FAILED && m->inflight == 0) {
+			/* its bounce: when a report job is free to take it */
+			if (r->next_try <= now && free_report(d) == NULL)
+				bounce_waits = true;
+			else
+				waiting = true;
+		}
+		if (waiting && (!any || r->next_try < wake)) {
+			wake = r->next_try;
+			any = true;
+		}
+	}
+	if (bounce_waits)
+		wait_for_report(&d->store, m);
+	if (any)
+		schedule_message(&d->store, m, wake);
+	else
+		unschedule_message(&d->store, m);
+}
+
+void wake_report_waiters(struct deliver *d, time_t now)
+{
+	size_t free_jobs = 0;
+
+	for (size_t i = 0; i < REPORTS_MAX; i++)
+		free_jobs += d->reports[i].msg == NULL;
+	struct message *m;
+	while (free_jobs-- > 0 && (m = take_waiting(&d->store)) != NULL)
+		schedule(d, m, now);
+}
+
+/* Routes M's due recipients.  False when no local agent is left. */
+static bool dispatch_message(struct deliver *d, struct message *m, time_t now)
+{
+	bool touched = false;
+
+	for (size_t i = 0; i < m->n && !d->stopping && !m->doomed; i++) {
+		if (!due(&m->rcpts[i], now) || is_delivering(m, i))
+			continue;
+		if (!route(d, m, i, now)) {
+			schedule(d, m, now);
+			return false;
+		}
+		touched = true;
+	}
+	bool failed_due = false;
+	for (size_t i = 0; i < m->n; i++)
+		if (m->rcpts[i].state == RCPT_FAILED && m->rcpts[i].next_try <= now)
+			failed_due = true;
+	bool open = false;
+	for (size_t i = 0; i < m->n && !open; i++)
+		open = !finished(m->rcpts[i].state);
+	bool kept = true;
+	if (touched || failed_due || m->doomed || !open)
+		kept = settle(d, m, now);
+	else
+		schedule(d, m, now);
+	/* still due now, it had nothing it could do (a start that could not
+	 * even be tried): not again this second */
+	if (kept && heap_contains(&m->wake) && m->wake.when <= now)
+		schedule_message(&d->store, m, now + 1);
+	return true;
 }
 
 void dispatch(struct deliver *d, time_t now)
 {
-	/* Tables may have been recompiled: look again at each pass. */
-	recipient_tables_close(&d->tables);
-	for (struct message *m = d->store.head, *next; m; m = next) {
-		next = m->next;
-		bool touched = false;
-		for (size_t i = 0; i < m->n && !d->stopping && !m->doomed; i++) {
-			if (!due(&m->rcpts[i], now) || (m->inflight && in_flight(d, m, i)))
-				continue;
-			if (!route(d, m, i, now))
-				return;
-			touched = true;
-		}
-		bool failed_due = false;
-		for (size_t i = 0; i < m->n; i++)
-			if (m->rcpts[i].state == RCPT_FAILED && m->rcpts[i].next_try <= now)
-				failed_due = true;
-		bool open = false;
-		for (size_t i = 0; i < m->n && !open; i++)
-			open = !finished(m->rcpts[i].state);
-		if (touched || failed_due || m->doomed || !open)
-			settle(d, m, now);
+	struct message *m;
+
+	tables_refresh(d);
+	while ((m = next_due(&d->store, now)) != NULL) {
+		if (!dispatch_message(d, m, now))
+			return;
 	}
 }
 
@@ -138,17 +170,10 @@ int sooner(int a, int b)
 int next_timeout(struct deliver *d, time_t now)
 {
 	time_t wake = d->next_cleanup < d->next_scan ? d->next_cleanup : d->next_scan;
+	time_t first;
 
-	for (struct message *m = d->store.head; m; m = m->next) {
-		for (size_t i = 0; i < m->n; i++) {
-			const struct rcpt_record *r = &m->rcpts[i];
-			bool waiting = r->state == RCPT_PENDING || r->state == RCPT_DEFERRED ||
-				       (r->state == RCPT_FAILED && m->inflight == 0 &&
-					free_report(d) != NULL);
-			if (waiting && !in_flight(d, m, i) && r->next_try < wake)
-				wake = r->next_try;
-		}
-	}
+	if (first_wake(&d->store, &first) && first < wake)
+		wake = first;
 	if (d->counters.changed && d->counters.written + COUNTERS_INTERVAL < wake)
 		wake = d->counters.written + COUNTERS_INTERVAL;
 	int timeout;

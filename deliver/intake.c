@@ -10,17 +10,16 @@
 #include <unistd.h>
 
 #include "deliver.h"
+#include "dispatch.h"
 #include "log.h"
 #include "trigger.h"
 #include "util.h"
 
 #define INCOMING_SCAN_INTERVAL 30	/* seconds; a lost poke strands nothing longer */
 
-static int id_list_add(struct id_list *l, const char *id)
+/* ID goes at the end of L, even if L holds it already: 0, or -1. */
+static int id_list_append(struct id_list *l, const char *id)
 {
-	for (size_t i = 0; i < l->n; i++)
-		if (strcmp(l->ids[i], id) == 0)
-			return 0;
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 16;
 		char (*more)[QID_MAX] = realloc(l->ids, cap * sizeof *more);
@@ -31,6 +30,15 @@ static int id_list_add(struct id_list *l, const char *id)
 	}
 	str_copy(l->ids[l->n++], QID_MAX, id);
 	return 0;
+}
+
+/* ID goes in L unless L holds it already: 0, or -1. */
+static int id_list_add(struct id_list *l, const char *id)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->ids[i], id) == 0)
+			return 0;
+	return id_list_append(l, id);
 }
 
 void id_list_free(struct id_list *l)
@@ -137,7 +145,7 @@ static void load_message(struct deliver *d, const char *id)
 		spool_free_envelope(&env);
 		return;
 	}
-	struct message *m = calloc(1, sizeof *m);
+	struct message *m = new_message();
 	if (m == NULL || (m->sender = strdup(env.sender)) == NULL) {
 		free(m);
 		spool_free_envelope(&env);
@@ -162,7 +170,10 @@ static void load_message(struct deliver *d, const char *id)
 		}
 	}
 	if (st == 1) {
-		m->rcpts = records;
+		/* spool_read_state's array has room to spare: none kept */
+		struct rcpt_record *fitted = nrecords == 0 ? NULL
+				: realloc(records, nrecords * sizeof *records);
+		m->rcpts = fitted != NULL ? fitted : records;
 		m->n = m->cap = nrecords;
 	} else {
 		for (size_t i = 0; i < env.nrcpts; i++) {
@@ -178,7 +189,13 @@ static void load_message(struct deliver *d, const char *id)
 	}
 	spool_free_envelope(&env);
 	m->dirty = false;
-	append_message(&d->store, m);
+	if (append_message(&d->store, m) < 0) {
+		log_event("error", "id=%s what=memory", id);
+		free_message(m);
+		retry_later(d, id);
+		return;
+	}
+	schedule(d, m, time(NULL));
 }
 
 /* Links incoming/ID to queue/ID: 1 if it did, 0 if queue/ID already was
@@ -272,7 +289,7 @@ static int list_folder(struct deliver *d, const char *folder, struct id_list *ou
 	while ((e = readdir(dir)) != NULL) {
 		if (!qid_valid(e->d_name))
 			continue;	/* "." and "..", a *.tmp, anything else */
-		if (id_list_add(out, e->d_name) < 0) {
+		if (id_list_append(out, e->d_name) < 0) {	/* names in a folder are unique */
 			log_event("error", "what=memory path=%s", path);
 			closedir(dir);
 			return 1;

@@ -23,7 +23,7 @@
 
 struct deliver;
 
-/* A set of queue ids (no id twice). */
+/* A list of queue ids. */
 struct id_list {
 	char (*ids)[QID_MAX];
 	size_t n, cap;

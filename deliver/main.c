@@ -275,6 +275,7 @@ int main(int argc, char **argv)
 	const char *flag = NULL;
 
 	memset(&d, 0, sizeof d);
+	store_init(&d.store);
 	d.trigger_fd = -1;
 	d.service.listen_fd = -1;
 	if (argc == 3 && strcmp(argv[1], "-C") == 0)
@@ -301,7 +302,6 @@ int main(int argc, char **argv)
 	queue_service_stop(&d.service);
 	log_event("stop", "spool=%s", d.conf.spool);
 	free_messages(&d.store);
-	drop_tickets(&d);
 	local_agents_stop(d.agents);
 	recipient_tables_close(&d.tables);
 	id_list_free(&d.retry);

@@ -9,6 +9,7 @@
 
 #include "atomic.h"
 #include "deliver.h"
+#include "dispatch.h"
 #include "dsn.h"
 #include "log.h"
 #include "schedule.h"
@@ -115,17 +116,18 @@ void mark_bounced(struct deliver *d, struct message *m, struct rcpt_record *r,
 		  r->last_error);
 }
 
-/* After a round: bounce what failed, remove what is done, record the rest. */
-void settle(struct deliver *d, struct message *m, time_t now)
+/* After a round: bounce what failed, remove what is done, record the
+ * rest.  False if M is gone. */
+static bool settle_message(struct deliver *d, struct message *m, time_t now)
 {
 	bool failed = false, open = false;
 
 	if (m->inflight > 0)
-		return;
+		return true;
 	if (m->doomed) {
 		log_event("deleted", "id=%s", m->id);
 		remove_message(&d->store, d->conf.spool, m);
-		return;
+		return false;
 	}
 	for (size_t i = 0; i < m->n; i++) {
 		enum rcpt_state s = m->rcpts[i].state;
@@ -139,7 +141,7 @@ void settle(struct deliver *d, struct message *m, time_t now)
 			m->dirty = false;
 		send_bounces(d, m, now);
 		if (m->inflight > 0)
-			return;	/* its report's end settles it again */
+			return true;	/* its report's end settles it again */
 		open = false;
 		for (size_t i = 0; i < m->n; i++)
 			if (!finished(m->rcpts[i].state))
@@ -147,7 +149,7 @@ void settle(struct deliver *d, struct message *m, time_t now)
 	}
 	if (!open) {
 		remove_message(&d->store, d->conf.spool, m);
-		return;
+		return false;
 	}
 	send_delay_warnings(d, m, now);
 	if (m->dirty) {
@@ -156,4 +158,13 @@ void settle(struct deliver *d, struct message *m, time_t now)
 		else
 			m->dirty = false;
 	}
+	return true;
+}
+
+bool settle(struct deliver *d, struct message *m, time_t now)
+{
+	if (!settle_message(d, m, now))
+		return false;
+	schedule(d, m, now);
+	return true;
 }

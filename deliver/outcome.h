@@ -6,9 +6,11 @@
  * fails it once queue_lifetime is over; delivered() marks it DELIVERED;
  * each logs as tern-deliver(8) says and counts in control/counters
  * (written at most every COUNTERS_INTERVAL seconds, or when forced).
- * settle() runs when nothing of a message is in flight: it removes a
- * doomed or finished message, starts its bounce or delay warning, and
- * records the recipients' state in state/ID when they changed. */
+ * settle() runs after anything happened to a message: when nothing of
+ * it is in flight, it removes a doomed or finished message, starts its
+ * bounce or delay warning, and records the recipients' state in state/ID
+ * when they changed; a message it keeps it schedules anew (dispatch.h).
+ */
 #ifndef TERN_OUTCOME_H
 #define TERN_OUTCOME_H
 
@@ -40,6 +42,7 @@ void delivered(struct deliver *d, struct message *m, struct rcpt_record *r, cons
 void mark_bounced(struct deliver *d, struct message *m, struct rcpt_record *r,
 		  const char *outcome);
 
-void settle(struct deliver *d, struct message *m, time_t now);
+/* False if M is gone (removed and freed). */
+bool settle(struct deliver *d, struct message *m, time_t now);
 
 #endif

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "deliver.h"
+#include "dispatch.h"
 #include "dsn.h"
 #include "log.h"
 #include "route.h"
@@ -228,14 +229,20 @@ static void finish_report(struct deliver *d, struct report_job *job, int outcome
 
 void check_reports(struct deliver *d, time_t now)
 {
+	bool finished_any = false;
+
 	for (size_t i = 0; i < REPORTS_MAX; i++) {
 		struct report_job *job = &d->reports[i];
 		if (job->msg == NULL)
 			continue;
 		int outcome = queue_check(&job->q);
-		if (outcome != QUEUE_PENDING)
+		if (outcome != QUEUE_PENDING) {
 			finish_report(d, job, outcome, now);
+			finished_any = true;
+		}
 	}
+	if (finished_any)
+		wake_report_waiters(d, now);
 }
 
 int reports_timeout(const struct deliver *d)

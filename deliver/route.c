@@ -9,6 +9,7 @@
 #include "dispatch.h"
 #include "log.h"
 #include "recipient.h"
+#include "tables.h"
 #include "util.h"
 
 #define ALIAS_HOPS_MAX 10
@@ -125,6 +126,7 @@ bool route(struct deliver *d, struct message *m, size_t ri, time_t now)
 		snprintf(line, sizeof line, "4.3.0 table %s unreadable; %s", res.failed_table,
 			 res.hint);
 		log_event("table_error", "table=%s hint=%s", res.failed_table, res.hint);
+		tables_failed(d);	/* opened anew at the next pass */
 		defer(d, m, r, line, now);
 		return true;
 	}
