@@ -21,6 +21,7 @@
 #include "reports.h"
 #include "store.h"
 #include "tables.h"
+#include "wake_queue.h"
 
 struct deliver {
 	struct tern_conf conf;
@@ -30,6 +31,8 @@ struct deliver {
 	bool have_remote;
 	bool as_root;		/* started as root outside an instance */
 	struct message_store store;
+	struct wake_queue backlog;	/* beyond the active window (intake.h) */
+	time_t last_sweep;	/* of the window for idle messages */
 	struct local_agents *agents;
 	struct table_watch tables_seen;
 	struct report_job reports[REPORTS_MAX];

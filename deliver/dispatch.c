@@ -154,6 +154,7 @@ void dispatch(struct deliver *d, time_t now)
 	struct message *m;
 
 	tables_refresh(d);
+	take_from_backlog(d, now);
 	while ((m = next_due(&d->store, now)) != NULL) {
 		if (!dispatch_message(d, m, now))
 			return;
@@ -174,10 +175,19 @@ int next_timeout(struct deliver *d, time_t now)
 
 	if (first_wake(&d->store, &first) && first < wake)
 		wake = first;
+	bool read_now = false;	/* a read from the backlog needs no agent */
+	if (backlog_due(d, &first)) {
+		if (first <= now)
+			read_now = true;
+		else if (first < wake)
+			wake = first;
+	}
 	if (d->counters.changed && d->counters.written + COUNTERS_INTERVAL < wake)
 		wake = d->counters.written + COUNTERS_INTERVAL;
 	int timeout;
-	if (wake <= now)
+	if (read_now)
+		timeout = 0;
+	else if (wake <= now)
 		timeout = local_agents_full(d->agents) ? -1 : 0;
 	else
 		timeout = wake - now > 3600 ? 3600 * 1000 : (int)((wake - now) * 1000);

@@ -12,10 +12,12 @@
 #include "deliver.h"
 #include "dispatch.h"
 #include "log.h"
+#include "requests.h"
 #include "trigger.h"
 #include "util.h"
 
 #define INCOMING_SCAN_INTERVAL 30	/* seconds; a lost poke strands nothing longer */
+#define BACKLOG_READS_PER_PASS 1000	/* messages read from the backlog per pass */
 
 /* ID goes at the end of L, even if L holds it already: 0, or -1. */
 static int id_list_append(struct id_list *l, const char *id)
@@ -105,28 +107,67 @@ static int verify_message(struct deliver *d, const char *id, const struct envelo
 	return -1;
 }
 
-/* Reads queue/ID and its state into memory, the message verified.  A
- * file that is not a regular file, or not a whole message and not a
- * TERN2 one, is logged and left alone. */
-static void load_message(struct deliver *d, const char *id)
+bool window_full(const struct deliver *d)
+{
+	return d->store.count >= d->conf.active_limit;
+}
+
+/* Does the queue no longer fit the window?  (The backlog may name a
+ * message twice, or one gone: then it only looks fuller.) */
+static bool window_over(const struct deliver *d)
+{
+	return d->store.count + d->backlog.n > d->conf.active_limit;
+}
+
+/* ID waits on disk until WHEN: 0, or -1 if even that cannot be noted. */
+static int to_backlog(struct deliver *d, const char *id, time_t when, unsigned flags)
+{
+	if (wake_queue_add(&d->backlog, id, when, flags) == 0)
+		return 0;
+	log_event("error", "id=%s what=memory error=\"cannot note the message in the backlog\"",
+		  id);
+	return -1;
+}
+
+bool evict_if_idle(struct deliver *d, struct message *m, time_t now)
+{
+	bool scheduled = heap_contains(&m->wake);
+
+	if (!window_over(d) || m->inflight > 0 || m->dirty || m->waiting || m->doomed ||
+	    (scheduled && m->wake.when <= now))
+		return false;
+	/* nothing due: one held for good waits for its release on disk alone */
+	if (scheduled && to_backlog(d, m->id, m->wake.when, 0) < 0)
+		return false;
+	forget_message(&d->store, m);
+	return true;
+}
+
+/* Reads queue/ID and its state into memory, the message verified: the
+ * message, or NULL.  A file that is not a regular file, or not a whole
+ * message and not a TERN2 one, is logged and left alone; one that is
+ * missing is logged unless QUIET_IF_MISSING. */
+static struct message *load_message(struct deliver *d, const char *id, bool quiet_if_missing)
 {
 	char queued[PATH_MAX];
 	struct envelope env;
+	struct message *known = find_message(&d->store, id);
 
-	if (find_message(&d->store, id) != NULL || !qid_valid(id))
-		return;
+	if (known != NULL || !qid_valid(id))
+		return known;
 	if (spool_path(queued, sizeof queued, d->conf.spool, SPOOL_QUEUE, id) < 0)
-		return;
+		return NULL;
 	int fd = spool_open(queued);
 	if (fd == SPOOL_NOT_REGULAR) {
 		log_event("error", "id=%s what=open error=\"not a regular file; skipped\"", id);
-		return;
+		return NULL;
 	}
 	if (fd < 0) {
-		log_event("error", "id=%s what=open error=%s", id, strerror(errno));
+		if (errno != ENOENT || !quiet_if_missing)
+			log_event("error", "id=%s what=open error=%s", id, strerror(errno));
 		if (errno != ENOENT)
 			retry_later(d, id);
-		return;
+		return NULL;
 	}
 	int r = spool_read_envelope(fd, &env);
 	int error = errno;
@@ -134,16 +175,16 @@ static void load_message(struct deliver *d, const char *id)
 	if (r < 0) {
 		if (error == EBADMSG && has_message_file(d, id)) {
 			discard_torn(d, id, "envelope file torn");
-			return;
+			return NULL;
 		}
 		log_event("error", "id=%s what=read error=%s", id, strerror(error));
 		if (error != EBADMSG)
 			retry_later(d, id);
-		return;
+		return NULL;
 	}
 	if (env.format == SPOOL_FORMAT_V2 && verify_message(d, id, &env) < 0) {
 		spool_free_envelope(&env);
-		return;
+		return NULL;
 	}
 	struct message *m = new_message();
 	if (m == NULL || (m->sender = strdup(env.sender)) == NULL) {
@@ -151,7 +192,7 @@ static void load_message(struct deliver *d, const char *id)
 		spool_free_envelope(&env);
 		log_event("error", "id=%s what=memory", id);
 		retry_later(d, id);
-		return;
+		return NULL;
 	}
 	str_copy(m->id, sizeof m->id, id);
 	m->queued = env.queued;
@@ -166,7 +207,7 @@ static void load_message(struct deliver *d, const char *id)
 			spool_free_envelope(&env);
 			free_message(m);
 			retry_later(d, id);
-			return;
+			return NULL;
 		}
 	}
 	if (st == 1) {
@@ -183,7 +224,7 @@ static void load_message(struct deliver *d, const char *id)
 				spool_free_envelope(&env);
 				free_message(m);
 				retry_later(d, id);
-				return;
+				return NULL;
 			}
 		}
 	}
@@ -193,9 +234,10 @@ static void load_message(struct deliver *d, const char *id)
 		log_event("error", "id=%s what=memory", id);
 		free_message(m);
 		retry_later(d, id);
-		return;
+		return NULL;
 	}
 	schedule(d, m, time(NULL));
+	return m;
 }
 
 /* Links incoming/ID to queue/ID: 1 if it did, 0 if queue/ID already was
@@ -258,7 +300,8 @@ static void take_in(struct deliver *d, char (*ids)[QID_MAX], size_t n)
 		unlink(path);
 		if (linked[i] == 1)	/* it has no past: a state/ID is a leftover */
 			discard_state(d->conf.spool, ids[i]);
-		load_message(d, ids[i]);
+		if (!window_full(d) || to_backlog(d, ids[i], 0, 0) < 0)
+			load_message(d, ids[i], false);
 	}
 	free(linked);
 }
@@ -306,10 +349,71 @@ int load_queue(struct deliver *d)
 	struct id_list ids;
 
 	int r = list_folder(d, SPOOL_QUEUE, &ids);
-	for (size_t i = 0; r == 0 && i < ids.n; i++)
-		load_message(d, ids.ids[i]);
+	/* more than the window: all due now, read as the window takes them */
+	bool later = r == 0 && ids.n > d->conf.active_limit;
+	for (size_t i = 0; r == 0 && i < ids.n; i++) {
+		if (!later)
+			load_message(d, ids.ids[i], false);
+		else if (to_backlog(d, ids.ids[i], 0, 0) < 0)
+			r = -1;
+	}
 	id_list_free(&ids);
 	return r == 0 ? 0 : -1;
+}
+
+/* The window full while the backlog has mail due: messages that went
+ * idle while the queue still fit leave memory now (a walk of the window,
+ * at most once a second), lest they hold their places until their next
+ * retry. */
+static void make_room(struct deliver *d, time_t now)
+{
+	const struct wake_entry *top = wake_queue_top(&d->backlog);
+
+	if (!window_full(d) || top == NULL || top->when > now || d->last_sweep == now)
+		return;
+	d->last_sweep = now;
+	for (struct message *m = d->store.head, *next; m; m = next) {
+		next = m->next;
+		evict_if_idle(d, m, now);
+	}
+}
+
+void take_from_backlog(struct deliver *d, time_t now)
+{
+	const struct wake_entry *top;
+	struct wake_entry e;
+
+	make_room(d, now);
+
+	for (unsigned budget = BACKLOG_READS_PER_PASS; budget > 0 && !window_full(d); budget--) {
+		if ((top = wake_queue_top(&d->backlog)) == NULL || top->when > now)
+			break;
+		wake_queue_pop(&d->backlog, &e);
+		if (find_message(&d->store, e.id) != NULL)
+			continue;	/* in memory already (a request wanted it) */
+		struct message *m = load_message(d, e.id, true);	/* gone: delivered */
+		if (m != NULL && (e.flags & WAKE_FLUSHED))
+			apply_to_message(d, m, "flush", now);	/* settles: may evict it */
+		else if (m != NULL)
+			evict_if_idle(d, m, now);	/* not due after all */
+	}
+}
+
+bool backlog_due(const struct deliver *d, time_t *when)
+{
+	const struct wake_entry *top = wake_queue_top(&d->backlog);
+
+	if (top == NULL)
+		return false;
+	*when = (time_t)top->when;
+	if (window_full(d) && *when <= d->last_sweep)
+		*when = d->last_sweep + 1;	/* make_room's next turn */
+	return true;
+}
+
+struct message *load_one(struct deliver *d, const char *id)
+{
+	return load_message(d, id, true);
 }
 
 /* Takes in everything in incoming/, and tries again the loads that failed:
@@ -326,7 +430,10 @@ void scan_incoming(struct deliver *d, time_t now)
 		take_in(d, ids.ids, ids.n);
 		id_list_free(&ids);
 	}
-	for (size_t i = 0; i < retry.n; i++)
-		load_message(d, retry.ids[i]);
+	for (size_t i = 0; i < retry.n; i++) {
+		struct message *m = load_message(d, retry.ids[i], false);
+		if (m != NULL)
+			evict_if_idle(d, m, now);
+	}
 	id_list_free(&retry);
 }

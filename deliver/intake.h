@@ -1,7 +1,7 @@
 /* intake: messages into memory, from queue/ at start and from incoming/
- * as they come.
+ * as they come, and out of it again when the queue outgrows the window.
  *
- * Promises: load_queue() loads all of queue/ or fails (-1), lest some sit
+ * Promises: load_queue() lists all of queue/ or fails (-1), lest some sit
  * there unseen; scan_incoming() moves everything in incoming/ to queue/
  * (link, one fsync of queue/ for all, unlink: at every moment a message
  * has a durable name), loads it, and tries again the loads that failed
@@ -11,10 +11,26 @@
  * envelope or mess/ID is torn or missing is logged and removed (it was
  * never acknowledged, see tern-queue(8)); any other file that is not a
  * whole message is logged and left alone.  take_in_one() does the same
- * for one id. */
+ * for one id.
+ *
+ * The active window: at most active_limit messages are in memory
+ * (tern.conf(5)), with their recipients; while the whole queue fits, all
+ * of it is.  Beyond, the backlog (lib/wake_queue.h) knows the others by
+ * id and when they are next due, and nothing else: queue/ at start when
+ * it holds more than the window (all due at once), new mail while the
+ * window is full, and every message evict_if_idle() takes out of memory
+ * (nothing in flight, its state recorded, nothing due before its next
+ * retry).  take_from_backlog() reads the backlog's due messages back
+ * (verified again), at most BACKLOG_READS_PER_PASS a pass, while the
+ * window has room; a message gone meanwhile is skipped.  When the window
+ * is full of messages that went idle while the queue still fit and the
+ * backlog has mail due, those leave memory (a walk of the window, at most
+ * once a second).  load_one() reads one message by id whatever the
+ * window holds (for a request). */
 #ifndef TERN_INTAKE_H
 #define TERN_INTAKE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
 
@@ -22,6 +38,7 @@
 #include "util.h"
 
 struct deliver;
+struct message;
 
 /* A list of queue ids. */
 struct id_list {
@@ -34,5 +51,15 @@ void id_list_free(struct id_list *l);
 int load_queue(struct deliver *d);
 void scan_incoming(struct deliver *d, time_t now);
 void take_in_one(struct deliver *d, const char *id);
+
+bool window_full(const struct deliver *d);
+/* True if M left memory (freed: no pointer to it stays good). */
+bool evict_if_idle(struct deliver *d, struct message *m, time_t now);
+void take_from_backlog(struct deliver *d, time_t now);
+/* When the backlog next needs a look: its first message's time, or with
+ * the window full, no sooner than the next chance to make room. */
+bool backlog_due(const struct deliver *d, time_t *when);
+/* The message ID, read from queue/ if not in memory; NULL if there is none. */
+struct message *load_one(struct deliver *d, const char *id);
 
 #endif

@@ -276,6 +276,7 @@ int main(int argc, char **argv)
 
 	memset(&d, 0, sizeof d);
 	store_init(&d.store);
+	wake_queue_init(&d.backlog);
 	d.trigger_fd = -1;
 	d.service.listen_fd = -1;
 	if (argc == 3 && strcmp(argv[1], "-C") == 0)
@@ -302,6 +303,7 @@ int main(int argc, char **argv)
 	queue_service_stop(&d.service);
 	log_event("stop", "spool=%s", d.conf.spool);
 	free_messages(&d.store);
+	wake_queue_free(&d.backlog);
 	local_agents_stop(d.agents);
 	recipient_tables_close(&d.tables);
 	id_list_free(&d.retry);

@@ -166,5 +166,5 @@ bool settle(struct deliver *d, struct message *m, time_t now)
 	if (!settle_message(d, m, now))
 		return false;
 	schedule(d, m, now);
-	return true;
+	return !evict_if_idle(d, m, now);
 }

@@ -9,8 +9,9 @@
  * settle() runs after anything happened to a message: when nothing of
  * it is in flight, it removes a doomed or finished message, starts its
  * bounce or delay warning, and records the recipients' state in state/ID
- * when they changed; a message it keeps it schedules anew (dispatch.h).
- */
+ * when they changed; a message it keeps it schedules anew (dispatch.h),
+ * and takes out of memory if the window is over and nothing of it is due
+ * (intake.h). */
 #ifndef TERN_OUTCOME_H
 #define TERN_OUTCOME_H
 
@@ -42,7 +43,7 @@ void delivered(struct deliver *d, struct message *m, struct rcpt_record *r, cons
 void mark_bounced(struct deliver *d, struct message *m, struct rcpt_record *r,
 		  const char *outcome);
 
-/* False if M is gone (removed and freed). */
+/* False if M is gone (removed, or out of the window: freed). */
 bool settle(struct deliver *d, struct message *m, time_t now);
 
 #endif

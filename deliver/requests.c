@@ -11,7 +11,7 @@
 #include "log.h"
 #include "util.h"
 
-static void apply_to_message(struct deliver *d, struct message *m, const char *verb, time_t now)
+void apply_to_message(struct deliver *d, struct message *m, const char *verb, time_t now)
 {
 	for (size_t i = 0; i < m->n; i++) {
 		struct rcpt_record *r = &m->rcpts[i];
@@ -51,17 +51,19 @@ static void apply_request(struct deliver *d, char *text, time_t now)
 	for (char *id = strtok_r(NULL, " \n", &save); id; id = strtok_r(NULL, " \n", &save)) {
 		any = true;
 		take_in_one(d, id);	/* it may still be in incoming/ */
-		struct message *m = find_message(&d->store, id);
+		struct message *m = load_one(d, id);	/* or on disk alone */
 		if (m != NULL)
 			apply_to_message(d, m, verb, now);
 		else
 			log_event("request_unknown", "verb=%s id=%s", verb, id);
 	}
-	if (!any && strcmp(verb, "flush") == 0)
+	if (!any && strcmp(verb, "flush") == 0) {
+		wake_queue_flush_all(&d->backlog, now);	/* each as it is read again */
 		for (struct message *m = d->store.head, *next; m; m = next) {
 			next = m->next;
 			apply_to_message(d, m, verb, now);
 		}
+	}
 }
 
 void apply_requests(struct deliver *d, time_t now)

@@ -234,6 +234,12 @@ void remove_message(struct message_store *store, const char *spool, struct messa
 	free_message(m);
 }
 
+void forget_message(struct message_store *store, struct message *m)
+{
+	unlink_message(store, m);
+	free_message(m);
+}
+
 void free_messages(struct message_store *store)
 {
 	heap_free(&store->schedule);

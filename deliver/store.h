@@ -59,6 +59,8 @@ struct message *find_message(const struct message_store *store, const char *id);
 int append_message(struct message_store *store, struct message *m);
 /* Removes M's files from SPOOL, and M from STORE. */
 void remove_message(struct message_store *store, const char *spool, struct message *m);
+/* Takes M out of STORE and frees it, its files left as they are. */
+void forget_message(struct message_store *store, struct message *m);
 /* Frees every message and index (at exit). */
 void free_messages(struct message_store *store);
 

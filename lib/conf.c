@@ -59,6 +59,7 @@ static const struct key keys[] = {
 	RANGED(queue_connections_per_uid, K_COUNT, 1, 100000),
 	FIELD(recipient_delimiter, K_STRING),
 	RANGED(local_concurrency, K_COUNT, 1, 1000),
+	RANGED(active_limit, K_COUNT, 1, 100000000),
 	RANGED(remote_concurrency, K_COUNT, 1, 10000),
 	RANGED(remote_concurrency_per_destination, K_COUNT, 1, 10000),
 	FIELD(retry_first, K_DURATION),
@@ -111,6 +112,7 @@ void conf_defaults(struct tern_conf *c)
 	c->queue_connections = 500;
 	c->queue_connections_per_uid = 250;
 	c->local_concurrency = 20;
+	c->active_limit = 20000;
 	c->remote_concurrency = 50;
 	c->remote_concurrency_per_destination = 10;
 	c->retry_first = 5 * 60;

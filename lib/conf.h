@@ -45,6 +45,7 @@ struct tern_conf {
 	unsigned queue_connections_per_uid;
 	char recipient_delimiter[16];
 	unsigned local_concurrency;
+	unsigned active_limit;	/* messages tern-deliver holds in memory */
 	unsigned remote_concurrency;
 	unsigned remote_concurrency_per_destination;
 	unsigned retry_first;

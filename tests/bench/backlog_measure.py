@@ -3,8 +3,10 @@
 message with COUNT deferred messages in queue/ (tests/bench/backlog.py),
 their Maildir unwritable, in a scratch instance (ternctl init).
 
-Start-up is from exec to the log's "start" line (queue/ read whole);
-RSS is VmRSS and VmHWM of /proc/PID/status once started.
+Start-up is from exec to the log's "start" line (queue/ listed whole);
+"all read" until tern-deliver has used no CPU for half a second (every
+message read once); RSS is VmRSS and VmHWM of /proc/PID/status then.
+BACKLOG_CONF: lines added to tern.conf (e.g. "active_limit = 1000").
 Usage: backlog_measure.py BUILD_DIR [COUNT...]   (default 100000)
 """
 import os
@@ -23,6 +25,24 @@ def status_kib(pid, field):
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     raise AssertionError("no %s for %d" % (field, pid))
+
+
+def cpu_ticks(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])	# utime + stime
+
+
+def wait_idle(pid, start):
+    """Seconds from START until PID used no CPU for half a second: every
+    message read once (those beyond the window read as it takes them)."""
+    last, since = cpu_ticks(pid), time.monotonic()
+    while time.monotonic() - since < 0.5:
+        time.sleep(0.05)
+        now = cpu_ticks(pid)
+        if now != last:
+            last, since = now, time.monotonic()
+    return since - start
 
 
 def measure(build, count, extra_conf=""):
@@ -55,11 +75,11 @@ def measure(build, count, extra_conf=""):
                 raise AssertionError("tern-deliver did not start")
             time.sleep(0.01)
         started = time.monotonic() - start
-        time.sleep(1)	# a pass of the loop with everything loaded
+        settled = wait_idle(proc.pid, start)
         rss, hwm = status_kib(proc.pid, "VmRSS"), status_kib(proc.pid, "VmHWM")
         proc.terminate()
         proc.wait(timeout=60)
-        return started, rss, hwm
+        return started, settled, rss, hwm
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -69,10 +89,11 @@ def main(argv):
     counts = [int(c) for c in argv[1:]] or [100000]
     extra = os.environ.get("BACKLOG_CONF", "")
     for count in counts:
-        started, rss, hwm = measure(build, count, extra)
-        print("tern-deliver backlog: %d deferred messages: start-up %.2f s, RSS %.1f MiB "
-              "(peak %.1f MiB), %.0f bytes per queued message"
-              % (count, started, rss / 1024, hwm / 1024, rss * 1024 / count), flush=True)
+        started, settled, rss, hwm = measure(build, count, extra)
+        print("tern-deliver backlog: %d deferred messages: start-up %.2f s (all read %.2f s), "
+              "RSS %.1f MiB (peak %.1f MiB), %.0f bytes per queued message"
+              % (count, started, settled, rss / 1024, hwm / 1024, rss * 1024 / count),
+              flush=True)
 
 
 if __name__ == "__main__":

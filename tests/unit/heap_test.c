@@ -1,5 +1,6 @@
-/* heap and id_table: tern-deliver's schedule and its index by queue id
- * (lib/heap.h, lib/id_table.h). */
+/* heap, id_table and wake_queue: tern-deliver's schedule, its index by
+ * queue id and its backlog beyond the active window (lib/heap.h,
+ * lib/id_table.h, lib/wake_queue.h). */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include "heap.h"
 #include "id_table.h"
 #include "suites.h"
+#include "wake_queue.h"
 
 #define MANY 5000
 
@@ -149,6 +151,81 @@ START_TEST(id_table_finds_adds_and_removes)
 }
 END_TEST
 
+START_TEST(wake_queue_gives_the_earliest_first)
+{
+	struct wake_queue q;
+	struct wake_entry e, prev;
+	char id[QID_MAX];
+
+	wake_queue_init(&q);
+	ck_assert_ptr_null(wake_queue_top(&q));
+	ck_assert(!wake_queue_pop(&q, &e));
+	srandom(3);
+	for (int i = 0; i < MANY; i++) {
+		snprintf(id, sizeof id, "W%d", i);
+		ck_assert_int_eq(wake_queue_add(&q, id, random() % 500, 0), 0);
+	}
+	ck_assert_uint_eq(q.n, MANY);
+	for (int i = 0; i < MANY; i++) {
+		ck_assert(wake_queue_pop(&q, &e));
+		if (i > 0)
+			ck_assert(prev.when < e.when ||
+				  (prev.when == e.when && prev.order < e.order));
+		prev = e;
+	}
+	ck_assert_ptr_null(wake_queue_top(&q));
+	wake_queue_free(&q);
+}
+END_TEST
+
+START_TEST(wake_queue_keeps_the_id_and_refuses_a_long_one)
+{
+	struct wake_queue q;
+	struct wake_entry e;
+	char long_id[QID_MAX + 1];
+
+	wake_queue_init(&q);
+	memset(long_id, 'a', QID_MAX);
+	long_id[QID_MAX] = '\0';
+	ck_assert_int_eq(wake_queue_add(&q, long_id, 1, 0), -1);
+	ck_assert_int_eq(wake_queue_add(&q, "later", 20, 0), 0);
+	ck_assert_int_eq(wake_queue_add(&q, "sooner", 10, 0), 0);
+	ck_assert_str_eq(wake_queue_top(&q)->id, "sooner");
+	ck_assert(wake_queue_pop(&q, &e));
+	ck_assert_str_eq(e.id, "sooner");
+	ck_assert_int_eq(e.when, 10);
+	ck_assert_uint_eq(e.flags, 0);
+	wake_queue_free(&q);
+}
+END_TEST
+
+START_TEST(wake_queue_flush_makes_all_due_in_arrival_order)
+{
+	struct wake_queue q;
+	struct wake_entry e;
+	char id[QID_MAX];
+
+	wake_queue_init(&q);
+	for (int i = 0; i < 100; i++) {
+		snprintf(id, sizeof id, "F%d", i);
+		wake_queue_add(&q, id, 1000 - i, 0);	/* the last added due first */
+	}
+	wake_queue_add(&q, "early", 5, 0);
+	wake_queue_flush_all(&q, 50);
+	ck_assert(wake_queue_pop(&q, &e));
+	ck_assert_str_eq(e.id, "early");	/* already due sooner: kept */
+	ck_assert_int_eq(e.when, 5);
+	for (int i = 0; i < 100; i++) {
+		ck_assert(wake_queue_pop(&q, &e));
+		snprintf(id, sizeof id, "F%d", i);
+		ck_assert_str_eq(e.id, id);
+		ck_assert_int_eq(e.when, 50);
+		ck_assert_uint_eq(e.flags, WAKE_FLUSHED);
+	}
+	wake_queue_free(&q);
+}
+END_TEST
+
 Suite *heap_suite(void)
 {
 	Suite *s = suite_create("heap");
@@ -158,6 +235,9 @@ Suite *heap_suite(void)
 	tcase_add_test(tc, heap_equal_times_come_in_arrival_order);
 	tcase_add_test(tc, heap_remove_and_update_anywhere);
 	tcase_add_test(tc, id_table_finds_adds_and_removes);
+	tcase_add_test(tc, wake_queue_gives_the_earliest_first);
+	tcase_add_test(tc, wake_queue_keeps_the_id_and_refuses_a_long_one);
+	tcase_add_test(tc, wake_queue_flush_makes_all_due_in_arrival_order);
 	suite_add_tcase(s, tc);
 	return s;
 }
