@@ -75,6 +75,19 @@ static bool orphan_message(const char *name, void *arg)
 	return true;
 }
 
+/* Is FD a whole TERN1 message file (one that may start with "time ",
+ * its message empty)? */
+static bool whole_tern1(int fd)
+{
+	struct envelope env;
+
+	if (spool_read_envelope(fd, &env) < 0)
+		return false;
+	bool tern1 = env.format == SPOOL_FORMAT_V1;
+	spool_free_envelope(&env);
+	return tern1;
+}
+
 /* An envelope file in queue/ that did not load and has no mess/ID: a
  * torn TERN2 envelope (what a crash of a writer that linked before its
  * fsync can leave on a file system without a journal), which is empty or
@@ -96,6 +109,10 @@ static bool orphan_envelope(const char *name, void *arg)
 	int fd = spool_open(path);
 	if (fd < 0)
 		return false;
+	if (whole_tern1(fd)) {
+		close(fd);
+		return false;	/* a message only on disk (the window's backlog) */
+	}
 	ssize_t n = pread(fd, start, sizeof start, 0);
 	close(fd);
 	return n == 0 || (n > 0 && start[0] == '\0') ||

@@ -5,6 +5,9 @@ deferred messages taken out of memory, queue/ at start)."""
 import os
 import re
 import shutil
+import time
+
+import spool_format
 
 from harness import Instance, wait_until
 
@@ -119,3 +122,22 @@ def test_new_mail_does_not_wait_behind_a_window_full_of_idle_messages():
         t.wait_for_messages("alice", 3)             # not in an hour
         assert subjects(t, "alice") == expected(3), subjects(t, "alice")
         assert len(deferrals(t)) == 5
+
+
+def test_cleanup_keeps_an_old_empty_message_known_only_on_disk():
+    """An empty TERN1 message starts with its envelope block ("time "), as a
+    torn TERN2 envelope does: one out of memory is still not torn."""
+    with Instance(conf="active_limit = 1", deliver=False, smtpd=False) as t:
+        old = int(time.time()) - 3 * 86400
+        ids = ["EmptyOld%d" % n for n in range(3)]
+        for qid in ids:
+            spool_format.write_tern1(t.spool, "queue", qid, b"", SENDER,
+                                     ["bob@example.test"], old)
+            with open(os.path.join(t.spool, "state", qid), "wb") as f:
+                f.write(spool_format.state_file([("deferred", old + 10 * 86400, 1,
+                                                  "bob@example.test", "bob@example.test",
+                                                  "4.3.0 bench")]))
+            os.utime(os.path.join(t.spool, "queue", qid), (old, old))
+        t.start_deliver()       # cleanup runs at start, the three on disk alone
+        assert sorted(os.listdir(os.path.join(t.spool, "queue"))) == ids
+        assert "cleanup path=" not in t.log("deliver"), t.log("deliver")
