@@ -3,14 +3,22 @@
 delivery attempt would have left it: COUNT messages of SIZE octets from
 SENDER to RCPT, each with a state file that has the recipient DEFERRED
 until RETRY seconds from now (one attempt made).  With --pending, no state
-files: every recipient is due at once.  Writes no fsync (a bench, not a
-spool to keep) and runs with tern-deliver stopped.
+files: every recipient is due at once.  --format 2 writes TERN2 (the
+envelope in queue/ID, the message in mess/ID, tern-queue(8)), else TERN1.
+Writes no fsync (a bench, not a spool to keep) and runs with tern-deliver
+stopped.
 
 Usage: backlog.py SPOOL COUNT RCPT [--sender S] [--size N] [--retry S] [--pending]
+                  [--format 1|2]
 """
 import argparse
 import os
+import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                                "integration"))
+import spool_format  # noqa: E402
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
@@ -25,14 +33,6 @@ def qid(n):
         if n == 0:
             break
     return "bk" + digits.rjust(6, "0")
-
-
-def message_file(body, queued, sender, rcpt):
-    """lib/spool.c spool_write_envelope's layout: message, envelope block, footer."""
-    block = ("time %d\nfrom %s\nrcpt %s\n" % (queued, sender, rcpt)).encode()
-    footer = ("TERN1 %016x %08x\n" % (len(body), len(block))).encode()
-    assert len(footer) == 32
-    return body + block + footer
 
 
 def state_file(rcpt, next_try, error):
@@ -50,6 +50,7 @@ def main():
     p.add_argument("--size", type=int, default=1024)
     p.add_argument("--retry", type=int, default=3600)
     p.add_argument("--pending", action="store_true")
+    p.add_argument("--format", type=int, choices=(1, 2), default=1)
     a = p.parse_args()
     now = int(time.time())
     head = b"From: <%s>\nTo: <%s>\nSubject: backlog\n\n" % (a.sender.encode(), a.rcpt.encode())
@@ -57,10 +58,19 @@ def main():
     error = "4.3.0 cannot write into the Maildir (bench)"
     queue = os.path.join(a.spool, "queue")
     state = os.path.join(a.spool, "state")
+    mess = os.path.join(a.spool, "mess")
+    # the same bytes for every message: its CRC-32C computed once
+    if a.format == 2:
+        envelope = spool_format.tern2_envelope(body, a.sender, [a.rcpt], now - 60)
+    else:
+        envelope = spool_format.tern1_file(body, a.sender, [a.rcpt], now - 60)
     for i in range(a.count):
         name = qid(i)
+        if a.format == 2:
+            with open(os.path.join(mess, name), "wb") as f:
+                f.write(body)
         with open(os.path.join(queue, name), "wb") as f:
-            f.write(message_file(body, now - 60, a.sender, a.rcpt))
+            f.write(envelope)
         if not a.pending:
             with open(os.path.join(state, name), "wb") as f:
                 f.write(state_file(a.rcpt, now + a.retry, error))

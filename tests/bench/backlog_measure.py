@@ -6,7 +6,8 @@ their Maildir unwritable, in a scratch instance (ternctl init).
 Start-up is from exec to the log's "start" line (queue/ listed whole);
 "all read" until tern-deliver has used no CPU for half a second (every
 message read once); RSS is VmRSS and VmHWM of /proc/PID/status then.
-BACKLOG_CONF: lines added to tern.conf (e.g. "active_limit = 1000").
+BACKLOG_CONF: lines added to tern.conf (e.g. "active_limit = 1000");
+BACKLOG_FORMAT: the spool format written, 2 (TERN2, default) or 1.
 Usage: backlog_measure.py BUILD_DIR [COUNT...]   (default 100000)
 """
 import os
@@ -60,7 +61,8 @@ def measure(build, count, extra_conf=""):
         with open(maildir, "w") as f:	# not a folder: unwritable, even for root
             f.write("")
         subprocess.run([sys.executable, os.path.join(HERE, "backlog.py"), spool, str(count),
-                        "alice@example.test"], check=True)
+                        "alice@example.test", "--format", os.environ.get("BACKLOG_FORMAT", "2")],
+                       check=True)
         log_path = os.path.join(work, "deliver.log")
         log = open(log_path, "wb")
         start = time.monotonic()
@@ -79,6 +81,14 @@ def measure(build, count, extra_conf=""):
         rss, hwm = status_kib(proc.pid, "VmRSS"), status_kib(proc.pid, "VmHWM")
         proc.terminate()
         proc.wait(timeout=60)
+        with open(log_path, "rb") as f:
+            text = f.read().decode("utf-8", "replace")
+        if " error " in text or "deferred id=" in text:   # none torn, none tried
+            raise AssertionError("tern-deliver did not just load the backlog:\n"
+                                 + text[-2000:])
+        left = len(os.listdir(os.path.join(spool, "queue")))
+        if left != count:
+            raise AssertionError("%d of %d messages left in queue/" % (left, count))
         return started, settled, rss, hwm
     finally:
         shutil.rmtree(work, ignore_errors=True)
