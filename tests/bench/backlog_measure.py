@@ -74,7 +74,9 @@ def measure(build, count, extra_conf=""):
                 if b" start spool=" in f.read():
                     break
             if proc.poll() is not None or time.monotonic() - start > 600:
-                raise AssertionError("tern-deliver did not start")
+                proc.kill()     # still loading, it looks at no signal
+                proc.wait()
+                raise AssertionError("tern-deliver did not start within 600 s")
             time.sleep(0.01)
         started = time.monotonic() - start
         settled = wait_idle(proc.pid, start)
