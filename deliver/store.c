@@ -219,13 +219,14 @@ void remove_message(struct message_store *store, const char *spool, struct messa
 {
 	char path[PATH_MAX];
 
-	/* queue/ first: a crash in between leaves only an orphan mess/ID
-	 * and state file, which cleanup removes, tern-queue counts as a
-	 * taken id, and take_in discards for a message from incoming/ */
-	if (spool_path(path, sizeof path, spool, SPOOL_QUEUE, m->id) == 0)
-		unlink(path);
+	/* mess/ID first: a crash in between leaves queue/ID without its
+	 * message, which the next start discards as torn (every recipient
+	 * was done), rather than an orphan mess/ID that only age removes
+	 * (one being written cannot be told from it) */
 	if (m->format == SPOOL_FORMAT_V2 &&
 	    spool_path(path, sizeof path, spool, SPOOL_MESS, m->id) == 0)
+		unlink(path);
+	if (spool_path(path, sizeof path, spool, SPOOL_QUEUE, m->id) == 0)
 		unlink(path);
 	if (spool_path(path, sizeof path, spool, SPOOL_STATE, m->id) == 0)
 		unlink(path);
