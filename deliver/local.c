@@ -37,10 +37,9 @@
 #define NAME_MAX_LEN 512
 #define WORKER_BATCH_MAX 64		/* requests written before one fsync of new/ */
 #define WORKER_IDLE_SECONDS 30		/* idle this long: say bye */
-#define WORKER_DELIVERIES_MAX 1000	/* after this many: say bye */
 
 struct outcome {
-	enum local_code code;
+	enum local_exit code;
 	char text[LOCAL_TEXT_MAX];
 };
 
@@ -59,10 +58,10 @@ struct placement {
 	char name[NAME_MAX_LEN];
 };
 
-static void settle(struct outcome *out, enum local_code code, const char *format, ...)
+static void settle(struct outcome *out, enum local_exit code, const char *format, ...)
 	__attribute__((format(printf, 3, 4)));
 
-static void settle(struct outcome *out, enum local_code code, const char *format, ...)
+static void settle(struct outcome *out, enum local_exit code, const char *format, ...)
 {
 	va_list ap;
 
@@ -75,7 +74,7 @@ static void settle(struct outcome *out, enum local_code code, const char *format
 static void temporary(struct outcome *out, const char *what, int err)
 {
 	const char *status = (err == ENOSPC || err == EDQUOT) ? "4.2.2" : "4.3.0";
-	settle(out, LOCAL_TEMPORARY, "%s %s: %s", status, what, strerror(err));
+	settle(out, LOCAL_EXIT_TEMPORARY, "%s %s: %s", status, what, strerror(err));
 }
 
 static void namer_init(struct namer *n)
@@ -200,7 +199,7 @@ static void place(struct namer *namer, const struct local_request *req, int mess
 {
 	p->new_dir = -1;
 	if (req->maildir[0] != '/') {
-		settle(&p->out, LOCAL_PERMANENT, "5.3.5 Maildir path is not absolute");
+		settle(&p->out, LOCAL_EXIT_PERMANENT, "5.3.5 Maildir path is not absolute");
 		return;
 	}
 	int dir = open(req->maildir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -223,7 +222,7 @@ static void place(struct namer *namer, const struct local_request *req, int mess
 	}
 	if (bounded && already_delivered(message, req->length, req->recipient)) {
 		close(tmp), close(new);
-		settle(&p->out, LOCAL_PERMANENT, "5.4.6 mail loop: already delivered to this address");
+		settle(&p->out, LOCAL_EXIT_PERMANENT, "5.4.6 mail loop: already delivered to this address");
 		return;
 	}
 	unique_name(namer, p->name, sizeof p->name);
@@ -262,7 +261,7 @@ static void finish(struct placement *p, const char *maildir, int err)
 	if (err != 0)
 		temporary(&p->out, "fsync of new/", err);
 	else
-		settle(&p->out, LOCAL_DELIVERED, "2.0.0 delivered to %s/new/%s", maildir, p->name);
+		settle(&p->out, LOCAL_EXIT_DELIVERED, "2.0.0 delivered to %s/new/%s", maildir, p->name);
 }
 
 /* ---- once: one message on fd 0 ---- */
@@ -395,7 +394,7 @@ static int serve_batch(struct worker *w)
 	w->served += n;
 	if (got < 0)
 		return -1;
-	if (!w->said_bye && w->served >= WORKER_DELIVERIES_MAX)
+	if (!w->said_bye && w->served >= LOCAL_WORKER_DELIVERIES_MAX)
 		return say_bye(w);
 	return 0;
 }
@@ -409,11 +408,11 @@ static int serve(int sock)
 	if (getsockopt(sock, SOL_SOCKET, SO_TYPE, &type, &size) < 0 || type != SOCK_SEQPACKET) {
 		fprintf(stderr, "tern-local: --worker needs a SOCK_SEQPACKET socket on fd %d\n",
 			LOCAL_WORKER_FD);
-		return LOCAL_TEMPORARY;
+		return LOCAL_EXIT_TEMPORARY;
 	}
 	w.batch = calloc(WORKER_BATCH_MAX, sizeof *w.batch);
 	if (w.batch == NULL)
-		return LOCAL_TEMPORARY;
+		return LOCAL_EXIT_TEMPORARY;
 	namer_init(&w.namer);
 	int result = 0;
 	while (result == 0) {
@@ -429,7 +428,7 @@ static int serve(int sock)
 			result = serve_batch(&w);
 	}
 	free(w.batch);
-	return result < 0 ? LOCAL_TEMPORARY : 0;
+	return result < 0 ? LOCAL_EXIT_TEMPORARY : 0;
 }
 
 int main(int argc, char **argv)
@@ -447,7 +446,7 @@ int main(int argc, char **argv)
 		req.length = strtoull(argv[2], &end, 10);
 		if (*end != '\0') {
 			fprintf(stderr, "tern-local: bad --length\n");
-			return LOCAL_TEMPORARY;
+			return LOCAL_EXIT_TEMPORARY;
 		}
 		bounded = true;
 		i = 3;
@@ -455,7 +454,7 @@ int main(int argc, char **argv)
 	if (argc - i != 3) {
 		fprintf(stderr, "usage: tern-local [--length N] MAILDIR RECIPIENT SENDER <message\n"
 			"       tern-local --worker\n");
-		return LOCAL_TEMPORARY;
+		return LOCAL_EXIT_TEMPORARY;
 	}
 	req.maildir = argv[i];
 	req.recipient = argv[i + 1];

@@ -60,6 +60,7 @@ static const struct key keys[] = {
 	FIELD(recipient_delimiter, K_STRING),
 	RANGED(local_concurrency, K_COUNT, 1, 1000),
 	RANGED(active_limit, K_COUNT, 1, 100000000),
+	RANGED(local_timeout, K_DURATION, 1, 86400),
 	RANGED(remote_concurrency, K_COUNT, 1, 10000),
 	RANGED(remote_concurrency_per_destination, K_COUNT, 1, 10000),
 	FIELD(retry_first, K_DURATION),
@@ -113,6 +114,7 @@ void conf_defaults(struct tern_conf *c)
 	c->queue_connections_per_uid = 250;
 	c->local_concurrency = 20;
 	c->active_limit = 20000;
+	c->local_timeout = 10 * 60;
 	c->remote_concurrency = 50;
 	c->remote_concurrency_per_destination = 10;
 	c->retry_first = 5 * 60;

@@ -46,6 +46,7 @@ struct tern_conf {
 	char recipient_delimiter[16];
 	unsigned local_concurrency;
 	unsigned active_limit;	/* messages tern-deliver holds in memory */
+	unsigned local_timeout;
 	unsigned remote_concurrency;
 	unsigned remote_concurrency_per_destination;
 	unsigned retry_first;

@@ -67,7 +67,7 @@ int local_request_parse(char *buf, size_t len, struct local_request *req)
 	return 0;
 }
 
-ssize_t local_report_encode(char *buf, size_t size, uint64_t id, enum local_code code,
+ssize_t local_report_encode(char *buf, size_t size, uint64_t id, enum local_exit code,
 			    const char *text)
 {
 	int n = snprintf(buf, size, "%" PRIu64 " %d %.*s", id, (int)code, LOCAL_TEXT_MAX, text);
@@ -100,9 +100,9 @@ int local_report_parse(char *buf, size_t len, struct local_report *report)
 		return -1;
 	*text++ = '\0';
 	if (parse_number(space + 1, &code) < 0 ||
-	    (code != LOCAL_DELIVERED && code != LOCAL_PERMANENT && code != LOCAL_TEMPORARY))
+	    (code != LOCAL_EXIT_DELIVERED && code != LOCAL_EXIT_PERMANENT && code != LOCAL_EXIT_TEMPORARY))
 		return -1;
-	report->code = (enum local_code)code;
+	report->code = (enum local_exit)code;
 	report->text = text;
 	return 1;
 }

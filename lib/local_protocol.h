@@ -23,9 +23,10 @@
 #define LOCAL_REPORT_MAX 600	/* octets in a report packet */
 #define LOCAL_TEXT_MAX 512	/* octets of status text in a report */
 #define LOCAL_WORKER_FD 3	/* a worker's socket */
+#define LOCAL_WORKER_DELIVERIES_MAX 1000	/* a worker says bye after this many */
 #define LOCAL_BYE "bye"
 
-enum local_code { LOCAL_DELIVERED = 0, LOCAL_PERMANENT = 100, LOCAL_TEMPORARY = 111 };
+enum local_exit { LOCAL_EXIT_DELIVERED = 0, LOCAL_EXIT_PERMANENT = 100, LOCAL_EXIT_TEMPORARY = 111 };
 
 struct local_request {
 	uint64_t id;
@@ -37,7 +38,7 @@ struct local_request {
 
 struct local_report {
 	uint64_t id;
-	enum local_code code;
+	enum local_exit code;
 	const char *text;
 };
 
@@ -45,7 +46,7 @@ struct local_report {
 ssize_t local_request_encode(char *buf, size_t size, const struct local_request *req);
 int local_request_parse(char *buf, size_t len, struct local_request *req);
 
-ssize_t local_report_encode(char *buf, size_t size, uint64_t id, enum local_code code,
+ssize_t local_report_encode(char *buf, size_t size, uint64_t id, enum local_exit code,
 			    const char *text);
 /* BUF holds LEN octets and room for one more (a NUL goes there).  1 for a
  * report, 0 for "bye", -1 for anything else. */

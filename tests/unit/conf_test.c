@@ -150,6 +150,7 @@ START_TEST(defaults)
 	ck_assert_str_eq(c->recipient_delimiter, "");
 	ck_assert_uint_eq(c->local_concurrency, 20);
 	ck_assert_uint_eq(c->active_limit, 20000);
+	ck_assert_uint_eq(c->local_timeout, 600);
 	ck_assert_uint_eq(c->remote_concurrency, 50);
 	ck_assert_uint_eq(c->remote_concurrency_per_destination, 10);
 	ck_assert_uint_eq(c->retry_first, 300);
