@@ -48,8 +48,8 @@ PROGRAMS := tern-smtpd tern-queue tern-deliver tern-local ternctl
 SMTPD_OBJ   := $(patsubst %.c,$(B)/%.o,$(wildcard smtpd/*.c))
 QUEUE_OBJ   := $(patsubst %.c,$(B)/%.o,$(wildcard queue/*.c))
 DELIVER_OBJ := $(addprefix $(B)/deliver/,main.o store.o intake.o outcome.o reports.o route.o \
-		 dispatch.o local_agent.o requests.o cleanup.o trigger.o tables.o schedule.o \
-		 queue_service.o)
+		 dispatch.o local_agent.o spawner.o requests.o cleanup.o trigger.o tables.o \
+		 schedule.o queue_service.o)
 LOCAL_OBJ   := $(B)/deliver/local.o
 CTL_OBJ     := $(patsubst %.c,$(B)/%.o,$(wildcard tools/ternctl*.c))
 

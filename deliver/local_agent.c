@@ -2,59 +2,98 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <limits.h>
-#include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
-#include <sys/stat.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "local_protocol.h"
+#include "log.h"
+#include "packet.h"
+#include "spawner.h"
 #include "spool.h"
 #include "util.h"
 
-#define OUTPUT_MAX 512
+/* Deliveries one worker holds at once: a batch of tern-local's, and few
+ * enough that their requests fit its socket's buffer. */
+#define WORKER_INFLIGHT_MAX 64
+#define WHY_MAX 512
+#define KEY_MAX (PATH_MAX + 16)
 
-/* Today each delivery is a tern-local child of its own. */
-struct slot {
-	pid_t pid;
+/* A delivery handed to a worker and not yet reported. */
+struct job {
+	uint64_t id;
 	void *cookie;
-	int out_fd;
+	struct job *next;
+};
+
+/* One tern-local worker: SOCK -1 when the place is free. */
+struct worker {
+	int sock;
+	pid_t pid;
+	char key[KEY_MAX];	/* "login NAME" or "maildir PATH": whom it serves */
+	struct job *jobs;
+	size_t held;		/* jobs */
+	unsigned long handed;	/* deliveries handed to it in all */
+	bool retiring;		/* takes no more: it said bye, or has had its share */
+	int64_t progress_ms;	/* its last report, or the hand-over that woke it */
 };
 
 struct local_agents {
-	char program[PATH_MAX];
+	struct spawner spawner;
 	bool changes_identity;
-	struct slot *slots;
-	size_t nslots;
-	size_t busy;
+	unsigned timeout_s;
+	struct worker *workers;	/* NWORKERS places, one per delivery at most */
+	size_t nworkers;
+	size_t busy;		/* deliveries in flight, over all workers */
+	uint64_t next_id;
+	char why[WHY_MAX];	/* local_agents_start's last reason */
 };
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 struct local_agents *local_agents_new(const struct tern_conf *conf, const char *program,
 				      bool changes_identity, unsigned concurrency)
 {
-	(void)conf;
 	struct local_agents *agents = calloc(1, sizeof *agents);
+
 	if (agents == NULL)
 		return NULL;
-	agents->nslots = concurrency > 0 ? concurrency : 1;
-	agents->slots = calloc(agents->nslots, sizeof *agents->slots);
-	if (agents->slots == NULL || !str_copy(agents->program, sizeof agents->program, program)) {
-		free(agents->slots);
+	agents->nworkers = concurrency > 0 ? concurrency : 1;
+	agents->workers = calloc(agents->nworkers, sizeof *agents->workers);
+	if (agents->workers == NULL) {
 		free(agents);
 		return NULL;
 	}
+	for (size_t i = 0; i < agents->nworkers; i++)
+		agents->workers[i].sock = -1;
 	agents->changes_identity = changes_identity;
+	agents->timeout_s = conf->local_timeout;
+	agents->next_id = 1;
+	if (spawner_start(&agents->spawner, program, changes_identity) < 0) {
+		free(agents->workers);
+		free(agents);
+		return NULL;
+	}
 	return agents;
 }
 
 bool local_agents_full(const struct local_agents *agents)
 {
-	return agents->busy >= agents->nslots;
+	return agents->busy >= agents->nworkers;
 }
 
 bool local_agents_idle(const struct local_agents *agents)
@@ -62,214 +101,302 @@ bool local_agents_idle(const struct local_agents *agents)
 	return agents->busy == 0;
 }
 
-static struct slot *free_slot(struct local_agents *agents)
+/* ---- workers ---- */
+
+static void close_worker(struct local_agents *agents, struct worker *w)
 {
-	for (size_t i = 0; i < agents->nslots; i++)
-		if (agents->slots[i].pid == 0)
-			return &agents->slots[i];
+	close(w->sock);
+	w->sock = -1;
+	w->pid = 0;
+	w->key[0] = '\0';
+	(void)agents;
+}
+
+/* Every delivery W held comes back TEMPORARY with WHY; W is closed. */
+static void fail_worker(struct local_agents *agents, struct worker *w, const char *why,
+			local_done_fn *done, void *ctx)
+{
+	struct job *jobs = w->jobs;
+
+	w->jobs = NULL;
+	agents->busy -= w->held;
+	w->held = 0;
+	close_worker(agents, w);
+	for (struct job *j = jobs, *next; j; j = next) {
+		next = j->next;
+		void *cookie = j->cookie;
+		free(j);
+		done(ctx, cookie, LOCAL_TEMPORARY, why);
+	}
+}
+
+static void kill_worker(struct local_agents *agents, struct worker *w, const char *reason,
+			const char *why, local_done_fn *done, void *ctx)
+{
+	log_event("worker_killed", "pid=%ld for=%s reason=%s held=%zu", (long)w->pid, w->key,
+		  reason, w->held);
+	spawner_kill(&agents->spawner, w->pid);
+	fail_worker(agents, w, why, done, ctx);
+}
+
+static struct worker *find_worker(struct local_agents *agents, const char *key)
+{
+	for (size_t i = 0; i < agents->nworkers; i++) {
+		struct worker *w = &agents->workers[i];
+		if (w->sock >= 0 && !w->retiring && w->held < WORKER_INFLIGHT_MAX &&
+		    strcmp(w->key, key) == 0)
+			return w;
+	}
 	return NULL;
 }
 
-/* The uid of the account MAILDIR is delivered as: its owner, as lstat
- * reports it.  A symlink there answers for itself, unless root made it: a
- * user's link must not borrow another account's identity. */
-static int maildir_owner(const char *maildir, uid_t *uid)
+/* A free place, closing an idle worker of another identity if need be
+ * (there is one: each worker that holds something holds a delivery, and
+ * fewer than NWORKERS are in flight). */
+static struct worker *free_place(struct local_agents *agents)
 {
-	char path[PATH_MAX];
-	struct stat st;
+	struct worker *idle = NULL;
 
-	if (!str_copy(path, sizeof path, maildir))
-		return -1;
-	for (size_t n = strlen(path); n > 1 && path[n - 1] == '/'; n--)
-		path[n - 1] = '\0';	/* "Maildir/" would make lstat follow a link */
-	if (lstat(path, &st) < 0)
-		return -1;
-	if (S_ISLNK(st.st_mode) && st.st_uid == 0 && stat(path, &st) < 0)
-		return -1;
-	*uid = st.st_uid;
-	return 0;
-}
-
-/* Takes on the account a Maildir is delivered as (changes_identity): the
- * account LOGIN, else the Maildir's owner; either way that account's
- * passwd entry gives the group and initgroups(3) the supplementary
- * groups (never the Maildir's group).  In the child of a fork only. */
-static int drop_privileges(const char *maildir, const char *login)
-{
-	struct passwd *pw;
-	uid_t uid;
-
-	if (geteuid() != 0 && seteuid(0) < 0)
-		return -1;	/* back from the spool owner's identity */
-	if (login != NULL) {
-		pw = getpwnam(login);
-	} else {
-		if (maildir_owner(maildir, &uid) < 0)
-			return -1;
-		pw = getpwuid(uid);
+	for (size_t i = 0; i < agents->nworkers; i++) {
+		struct worker *w = &agents->workers[i];
+		if (w->sock < 0)
+			return w;
+		if (w->held == 0 && idle == NULL)
+			idle = w;
 	}
-	if (pw == NULL || pw->pw_uid == 0)
-		return -1;	/* never as root outside an instance */
-	uid = pw->pw_uid;
-	gid_t gid = pw->pw_gid;
-	if (initgroups(pw->pw_name, gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
-		return -1;
-	if (getuid() != uid || geteuid() != uid || getgid() != gid || getegid() != gid)
-		return -1;
-	return 0;
+	if (idle != NULL)
+		close_worker(agents, idle);
+	return idle;
 }
 
-/* A copy of the message alone, for a tern-local that runs as someone
- * else when the message is a TERN1 file, whose envelope names every
- * recipient (Bcc too); a TERN2 message, mess/ID, is the message alone. */
-static int message_only(int message, uint64_t length)
+static struct worker *new_worker(struct local_agents *agents, const struct local_delivery *dl,
+				 const char *key)
 {
+	struct worker *w = free_place(agents);
+	int sock;
+	pid_t pid;
+
+	if (w == NULL) {
+		snprintf(agents->why, sizeof agents->why, "4.3.0 no place for a tern-local worker");
+		return NULL;
+	}
+	if (spawner_local_worker(&agents->spawner, dl->login, dl->maildir, &sock, &pid,
+				 agents->why, sizeof agents->why) < 0)
+		return NULL;
+	fd_nonblock(sock);
+	memset(w, 0, sizeof *w);
+	w->sock = sock;
+	w->pid = pid;
+	str_copy(w->key, sizeof w->key, key);
+	log_event("worker_start", "pid=%ld kind=local for=%s", (long)pid, key);
+	return w;
+}
+
+/* The message a worker reads, LENGTH octets from offset 0: mess/ID, the
+ * message alone (TERN2).  A message queued before mess/ (TERN1) has its
+ * envelope after it, which names every recipient, Bcc too: a worker that
+ * runs as someone else gets a copy of the message alone (a memfd).  This
+ * is the one place that changes once no TERN1 file is left to deliver. */
+static int message_for_worker(const struct local_agents *agents,
+			      const struct local_delivery *dl)
+{
+	int message = spool_open_message(dl->spool, SPOOL_QUEUE, dl->id, dl->format, dl->msglen);
+	if (message < 0 || dl->format == SPOOL_FORMAT_V2 || !agents->changes_identity)
+		return message;
 	int copy = memfd_create("tern-message", MFD_CLOEXEC);
 	off_t offset = 0;
-
-	if (copy < 0)
-		return -1;
-	while ((uint64_t)offset < length) {
-		ssize_t n = sendfile(copy, message, &offset, (size_t)(length - (uint64_t)offset));
+	while (copy >= 0 && (uint64_t)offset < dl->msglen) {
+		ssize_t n = sendfile(copy, message, &offset, (size_t)(dl->msglen - (uint64_t)offset));
 		if (n <= 0) {
 			close(copy);
-			return -1;
+			copy = -1;
 		}
 	}
-	if (lseek(copy, 0, SEEK_SET) < 0) {
-		close(copy);
-		return -1;
-	}
+	close(message);
 	return copy;
 }
 
-/* Runs tern-local with the message (LENGTH octets of MESSAGE, ALONE in
- * it or followed by its envelope) as fd 0 and REASON as fd 1.  When the
- * identity stays (an instance, or not root) posix_spawn does it without
- * copying this process, which is much cheaper than fork; otherwise the
- * child of a fork takes on the Maildir owner's identity first, with only
- * the message to read. */
-static pid_t start_local(struct local_agents *agents, int message, bool alone, uint64_t length,
-			 int reason, char **argv, const char *maildir, const char *login)
+static int hand_over(struct local_agents *agents, struct worker *w,
+		     const struct local_delivery *dl, void *cookie)
 {
-	if (!agents->changes_identity) {
-		pid_t pid;
-		const int fds[] = { message, reason };
-		return spawn_with_fds(&pid, agents->program, argv, NULL, fds, 2) == 0 ? pid : -1;
+	char packet[LOCAL_REQUEST_MAX];
+	struct job *job = malloc(sizeof *job);
+	struct local_request req = { .id = agents->next_id, .length = dl->msglen,
+				     .maildir = dl->maildir, .recipient = dl->rcpt,
+				     .sender = dl->sender };
+
+	ssize_t n = local_request_encode(packet, sizeof packet, &req);
+	if (job == NULL || n < 0) {
+		free(job);
+		snprintf(agents->why, sizeof agents->why, "4.3.0 the delivery does not fit a request");
+		return -1;
 	}
-	pid_t pid = fork();
-	if (pid != 0)
-		return pid;
-	signals_default();
-	if (dup2(reason, 1) < 0)
-		_exit(111);
-	int copy = alone ? message : message_only(message, length);
-	if (copy < 0 || dup2(copy, 0) < 0) {
-		dprintf(1, "4.3.0 cannot copy the message for tern-local: %s\n", strerror(errno));
-		_exit(111);
+	int message = message_for_worker(agents, dl);
+	if (message < 0) {
+		free(job);
+		snprintf(agents->why, sizeof agents->why, "4.3.0 cannot open the queued message");
+		return -1;
 	}
-	if (drop_privileges(maildir, login) < 0) {
-		dprintf(1, "4.3.0 cannot take on the Maildir owner's identity (never root)\n");
-		_exit(111);
+	int sent = packet_send(w->sock, packet, (size_t)n, message);
+	int saved = errno;
+	close(message);
+	if (sent < 0) {
+		free(job);
+		snprintf(agents->why, sizeof agents->why,
+			 "4.3.0 cannot hand the delivery to tern-local: %s", strerror(saved));
+		w->retiring = true;	/* its end is gone, or it takes nothing in */
+		return -1;
 	}
-	execv(agents->program, argv);
-	dprintf(1, "4.3.0 cannot run tern-local: %s\n", strerror(errno));
-	_exit(111);
+	job->id = agents->next_id++;
+	job->cookie = cookie;
+	job->next = w->jobs;
+	w->jobs = job;
+	if (w->held++ == 0)
+		w->progress_ms = now_ms();
+	if (++w->handed >= LOCAL_WORKER_DELIVERIES_MAX)
+		w->retiring = true;
+	agents->busy++;
+	return 0;
 }
 
 int local_agents_start(struct local_agents *agents, const struct local_delivery *delivery,
 		       void *cookie, const char **why)
 {
-	char length[32];
-	struct slot *slot = free_slot(agents);
-	int out[2];
+	char key[KEY_MAX];
 
 	*why = NULL;
-	if (slot == NULL)
+	if (local_agents_full(agents))
 		return -1;
-	int fd = spool_open_message(delivery->spool, SPOOL_QUEUE, delivery->id, delivery->format,
-				    delivery->msglen);
-	if (fd < 0) {
-		*why = "4.3.0 cannot open the queued message";
-		return -1;
-	}
-	if (pipe2(out, O_CLOEXEC) < 0) {
-		close(fd);
-		*why = "4.3.0 cannot make a pipe for tern-local";
+	snprintf(key, sizeof key, "%s %s", delivery->login ? "login" : "maildir",
+		 delivery->login ? delivery->login : delivery->maildir);
+	struct worker *w = find_worker(agents, key);
+	if (w == NULL)
+		w = new_worker(agents, delivery, key);
+	if (w == NULL || hand_over(agents, w, delivery, cookie) < 0) {
+		*why = agents->why;
 		return -1;
 	}
-	snprintf(length, sizeof length, "%llu", (unsigned long long)delivery->msglen);
-	char *argv[] = { "tern-local", "--length", length, (char *)delivery->maildir,
-			 (char *)delivery->rcpt, (char *)delivery->sender, NULL };
-	pid_t pid = start_local(agents, fd, delivery->format == SPOOL_FORMAT_V2, delivery->msglen,
-				out[1], argv, delivery->maildir, delivery->login);
-	if (pid < 0) {
-		close(fd), close(out[0]), close(out[1]);
-		*why = "4.3.0 cannot start tern-local";
-		return -1;
-	}
-	close(fd);
-	close(out[1]);
-	fd_nonblock(out[0]);
-	slot->pid = pid;
-	slot->cookie = cookie;
-	slot->out_fd = out[0];
-	agents->busy++;
 	return 0;
 }
 
 size_t local_agents_pollfds(struct local_agents *agents, struct pollfd *fds, size_t max)
 {
-	(void)agents, (void)fds, (void)max;
-	return 0;	/* a child's end comes as SIGCHLD */
+	size_t n = 0;
+
+	for (size_t i = 0; i < agents->nworkers && n < max; i++)
+		if (agents->workers[i].sock >= 0)
+			fds[n++] = (struct pollfd){ .fd = agents->workers[i].sock, .events = POLLIN };
+	return n;
+}
+
+static int64_t deadline_ms(const struct local_agents *agents, const struct worker *w)
+{
+	return w->progress_ms + (int64_t)agents->timeout_s * 1000;
 }
 
 int local_agents_timeout_ms(const struct local_agents *agents)
 {
-	(void)agents;
-	return -1;	/* a child runs as long as it runs */
-}
+	int64_t now = now_ms(), soonest = -1;
 
-/* The outcome of SLOT's tern-local, which ended with STATUS. */
-static void finish_delivery(struct local_agents *agents, struct slot *slot, int status,
-			    local_done_fn *done, void *ctx)
-{
-	char output[OUTPUT_MAX + 1];
-	ssize_t n = read(slot->out_fd, output, OUTPUT_MAX);
-
-	close(slot->out_fd);
-	output[n > 0 ? n : 0] = '\0';
-	output[strcspn(output, "\r\n")] = '\0';
-	int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-	enum local_outcome outcome = LOCAL_TEMPORARY;
-	const char *text = output;
-
-	if (code == 0) {
-		outcome = LOCAL_DELIVERED;
-		text = "";
-	} else if (code == 100) {
-		outcome = LOCAL_PERMANENT;
-		if (output[0] == '\0')
-			text = "5.0.0 permanent failure in tern-local";
-	} else if (output[0] == '\0') {
-		snprintf(output, sizeof output, "4.3.0 tern-local ended with status %d", code);
+	for (size_t i = 0; i < agents->nworkers; i++) {
+		const struct worker *w = &agents->workers[i];
+		if (w->sock < 0 || w->held == 0)
+			continue;
+		int64_t left = deadline_ms(agents, w) - now;
+		if (left < 0)
+			left = 0;
+		if (soonest < 0 || left < soonest)
+			soonest = left;
 	}
-	void *cookie = slot->cookie;
-	slot->pid = 0;
-	slot->cookie = NULL;
-	agents->busy--;
-	done(ctx, cookie, outcome, text);
+	return soonest > INT_MAX ? INT_MAX : (int)soonest;
 }
 
-/* Each slot's child by its pid: a report's tern-queue is queue_check's. */
+/* The job ID that W holds, taken off its list; NULL if W holds none such. */
+static struct job *take_job(struct worker *w, uint64_t id)
+{
+	for (struct job **p = &w->jobs; *p; p = &(*p)->next)
+		if ((*p)->id == id) {
+			struct job *job = *p;
+			*p = job->next;
+			w->held--;
+			return job;
+		}
+	return NULL;
+}
+
+static enum local_outcome outcome_of(enum local_exit code)
+{
+	if (code == LOCAL_EXIT_DELIVERED)
+		return LOCAL_DELIVERED;
+	return code == LOCAL_EXIT_PERMANENT ? LOCAL_PERMANENT : LOCAL_TEMPORARY;
+}
+
+/* One packet from W.  False when W is gone (closed, its deliveries
+ * failed) or has nothing more to say now. */
+static bool take_report(struct local_agents *agents, struct worker *w, local_done_fn *done,
+			void *ctx)
+{
+	char packet[LOCAL_REPORT_MAX + 1];
+	struct local_report report;
+	int fd;
+
+	ssize_t n = packet_receive(w->sock, packet, sizeof packet - 1, &fd, MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return false;
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0) {
+		fail_worker(agents, w, n == 0 ? "4.3.0 tern-local ended before it reported"
+			    : "4.3.0 lost touch with tern-local", done, ctx);
+		return false;
+	}
+	int kind = fd >= 0 ? -1 : local_report_parse(packet, (size_t)n, &report);
+	struct job *job = kind == 1 ? take_job(w, report.id) : NULL;
+	if (kind == 0) {
+		w->retiring = true;
+		return true;
+	}
+	if (job == NULL) {
+		kill_worker(agents, w, "report", "4.3.0 tern-local reported what it was not given",
+			    done, ctx);
+		return false;
+	}
+	agents->busy--;
+	w->progress_ms = now_ms();
+	void *cookie = job->cookie;
+	free(job);
+	done(ctx, cookie, outcome_of(report.code),
+	     report.code == LOCAL_EXIT_DELIVERED ? "" : report.text);
+	return true;
+}
+
+/* A spawner that ended (it never should) is reaped and said so; new
+ * deliveries are then deferred until tern-deliver starts again. */
+static void check_spawner(struct local_agents *agents)
+{
+	pid_t pid = agents->spawner.pid;
+
+	if (pid > 0 && waitpid(pid, NULL, WNOHANG) == pid) {
+		log_event("error", "what=spawner pid=%ld error=ended", (long)pid);
+		agents->spawner.pid = 0;
+		spawner_stop(&agents->spawner);
+	}
+}
+
 void local_agents_collect(struct local_agents *agents, local_done_fn *done, void *ctx)
 {
-	int status;
+	int64_t now = now_ms();
 
-	for (size_t i = 0; i < agents->nslots; i++) {
-		pid_t pid = agents->slots[i].pid;
-		if (pid > 0 && waitpid(pid, &status, WNOHANG) == pid)
-			finish_delivery(agents, &agents->slots[i], status, done, ctx);
+	check_spawner(agents);
+
+	for (size_t i = 0; i < agents->nworkers; i++) {
+		struct worker *w = &agents->workers[i];
+		while (w->sock >= 0 && take_report(agents, w, done, ctx))
+			;
+		if (w->sock >= 0 && w->held > 0 && deadline_ms(agents, w) <= now)
+			kill_worker(agents, w, "timeout", "4.3.0 tern-local timed out", done, ctx);
+		if (w->sock >= 0 && w->retiring && w->held == 0)
+			close_worker(agents, w);
 	}
 }
 
@@ -277,9 +404,16 @@ void local_agents_stop(struct local_agents *agents)
 {
 	if (agents == NULL)
 		return;
-	for (size_t i = 0; i < agents->nslots; i++)
-		if (agents->slots[i].pid != 0)
-			close(agents->slots[i].out_fd);
-	free(agents->slots);
+	for (size_t i = 0; i < agents->nworkers; i++) {
+		struct worker *w = &agents->workers[i];
+		if (w->sock >= 0)
+			close(w->sock);
+		for (struct job *j = w->jobs, *next; j; j = next) {
+			next = j->next;
+			free(j);
+		}
+	}
+	spawner_stop(&agents->spawner);
+	free(agents->workers);
 	free(agents);
 }

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,7 +39,8 @@
 #define LOCK_TRIES 20		/* tenths of a second */
 #define SPOOL_OWNER "tern-queue"	/* the set-uid tern-queue's owner */
 #define SPOOL_TOP_MODE 0711
-#define AGENT_POLLFDS_MAX 64	/* fds of the local agents polled at once */
+#define AGENT_POLLFDS_MAX 1000	/* fds of the local agents polled at once: a worker
+				   for each of local_concurrency's most */
 
 static int signal_pipe[2] = { -1, -1 };	/* the handlers' only way in */
 
@@ -134,33 +136,26 @@ failed:
 	return -1;
 }
 
-#ifdef TERN_SANITIZE
-/* LeakSanitizer's check at exit ptraces this process, which its changed
- * credentials forbid: a sanitizer build takes root back for it. */
-static void root_for_leak_check(void)
-{
-	(void)!seteuid(0);
-}
-#endif
-
-/* From here on works as OWNER (real and effective ids, groups); root
- * stays the saved user id only, for the children that become a Maildir's
- * owner (drop_privileges).  So everything tern-deliver creates in the
- * spool is OWNER's, and the tern-queue it runs for reports is not set-id
- * (it reads tern-deliver's own tern.conf). */
+/* From here on works as OWNER, all of it: real, effective and saved
+ * user and group ids and the groups; root is gone for good (the spawner,
+ * forked before, keeps it to start workers).  So everything tern-deliver
+ * creates in the spool is OWNER's, and the tern-queue it runs for reports
+ * is not set-id (it reads tern-deliver's own tern.conf). */
 static int become_spool_owner(const struct passwd *owner)
 {
 	uid_t uid = owner->pw_uid, ruid, euid, suid;
-	gid_t gid = owner->pw_gid;
+	gid_t gid = owner->pw_gid, rgid, egid, sgid;
 
 	if (initgroups(owner->pw_name, gid) < 0 || setresgid(gid, gid, gid) < 0 ||
-	    setresuid(uid, uid, 0) < 0)
+	    setresuid(uid, uid, uid) < 0)
 		return -1;
-	if (getresuid(&ruid, &euid, &suid) < 0 || ruid != uid || euid != uid || suid != 0 ||
-	    getgid() != gid || getegid() != gid)
+	if (getresuid(&ruid, &euid, &suid) < 0 || getresgid(&rgid, &egid, &sgid) < 0 ||
+	    ruid != uid || euid != uid || suid != uid || rgid != gid || egid != gid || sgid != gid)
 		return -1;
 #ifdef TERN_SANITIZE
-	atexit(root_for_leak_check);
+	/* LeakSanitizer's check at exit ptraces this process, which the
+	 * change of credentials forbids until it is made dumpable again. */
+	prctl(PR_SET_DUMPABLE, 1);
 #endif
 	return 0;
 }
@@ -171,7 +166,6 @@ static int prepare_spool(struct deliver *d)
 {
 	const char *spool = d->conf.spool;
 
-	d->as_root = !d->conf.instance && getuid() == 0;
 	if (d->as_root) {
 		struct passwd *pw = getpwnam(SPOOL_OWNER);
 		if (pw == NULL) {
@@ -234,23 +228,26 @@ static int setup(struct deliver *d, const char *config_flag)
 		fprintf(stderr, "tern-deliver: %s\n", err);
 		return -1;
 	}
-	if (prepare_spool(d) < 0)
-		return -1;
 	if (find_program("tern-local", d->local_program, sizeof d->local_program) < 0 ||
 	    find_program("tern-queue", d->queue_program, sizeof d->queue_program) < 0) {
 		fprintf(stderr, "tern-deliver: cannot find tern-local and tern-queue\n");
 		return -1;
 	}
+	/* Only as root outside an instance do workers run as the Maildir's
+	 * owner; the spawner that starts them is forked here, before
+	 * tern-deliver gives root up for good in prepare_spool. */
+	d->as_root = !d->conf.instance && getuid() == 0;
+	d->agents = local_agents_new(&d->conf, d->local_program, d->as_root, local_concurrency(d));
+	if (d->agents == NULL) {
+		fprintf(stderr, "tern-deliver: cannot start the spawner: %s\n", strerror(errno));
+		return -1;
+	}
+	if (prepare_spool(d) < 0)
+		return -1;
 	if (lock_spool(d) < 0)
 		return -1;
 	d->have_remote = find_program("tern-remote", path, sizeof path) == 0;
 	recipient_tables_init(&d->tables, &d->conf);
-	/* Only as root outside an instance does tern-local run as the
-	 * Maildir's owner, not as tern-deliver (which then works as the
-	 * spool's owner, with root kept as its saved user id). */
-	d->agents = local_agents_new(&d->conf, d->local_program, d->as_root, local_concurrency(d));
-	if (d->agents == NULL)
-		return -1;
 	if ((d->trigger_fd = trigger_open(d->conf.spool)) < 0) {
 		fprintf(stderr, "tern-deliver: trigger: %s\n", strerror(errno));
 		return -1;
