@@ -113,9 +113,32 @@ def run_as_root_owned_maildir(sbin):
         assert t.messages("bob") == []
 
 
+# A tern-local worker that keeps what its first request's fd holds, all
+# of it, and its uid, then reports a temporary failure.
+SPY_WORKER = """#!/usr/bin/python3
+import array, os, socket
+sock = socket.socket(fileno=3)
+packet, ancillary, _, _ = sock.recvmsg(16384, socket.CMSG_SPACE(4))
+fd = array.array("i", ancillary[0][2][:4])[0]
+data, offset = b"", 0
+while True:
+    chunk = os.pread(fd, 65536, offset)
+    if not chunk:
+        break
+    data, offset = data + chunk, offset + len(chunk)
+with open("%s/stdin", "wb") as f:
+    f.write(data)
+with open("%s/uid", "w") as f:
+    f.write(str(os.getuid()))
+sock.send(packet.split(b"\\0")[1] + b" 111 4.3.0 spy")
+"""
+
+
 def test_tern_local_as_the_owner_reads_the_message_only():
     # The spool file's envelope lists every recipient, Bcc included: a
     # tern-local running as one of them must get the message alone.
+    # (Ported from a one-shot spy that read fd 0 to a worker that reads
+    # the fd of its request: the same checks on what it could read.)
     user = make_user()
     root, sbin = install_tree()
     seen = os.path.join(root, "seen")
@@ -123,8 +146,7 @@ def test_tern_local_as_the_owner_reads_the_message_only():
     os.chown(seen, user.pw_uid, user.pw_gid)
     spy = os.path.join(root, "libexec", "tern", "tern-local")
     with open(spy, "w") as f:
-        f.write("#!/bin/sh\ncat > %s/stdin\nid -u > %s/uid\necho '4.3.0 spy'\nexit 111\n"
-                % (seen, seen))
+        f.write(SPY_WORKER % (seen, seen))
     os.chmod(spy, 0o755)
     try:
         with owned_by(user, sbin, ["bob@example.test", "secret@example.test"]) as t:
