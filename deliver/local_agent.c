@@ -103,13 +103,12 @@ bool local_agents_idle(const struct local_agents *agents)
 
 /* ---- workers ---- */
 
-static void close_worker(struct local_agents *agents, struct worker *w)
+static void close_worker(struct worker *w)
 {
 	close(w->sock);
 	w->sock = -1;
 	w->pid = 0;
 	w->key[0] = '\0';
-	(void)agents;
 }
 
 /* Every delivery W held comes back TEMPORARY with WHY; W is closed. */
@@ -121,7 +120,7 @@ static void fail_worker(struct local_agents *agents, struct worker *w, const cha
 	w->jobs = NULL;
 	agents->busy -= w->held;
 	w->held = 0;
-	close_worker(agents, w);
+	close_worker(w);
 	for (struct job *j = jobs, *next; j; j = next) {
 		next = j->next;
 		void *cookie = j->cookie;
@@ -165,7 +164,7 @@ static struct worker *free_place(struct local_agents *agents)
 			idle = w;
 	}
 	if (idle != NULL)
-		close_worker(agents, idle);
+		close_worker(idle);
 	return idle;
 }
 
@@ -396,7 +395,7 @@ void local_agents_collect(struct local_agents *agents, local_done_fn *done, void
 		if (w->sock >= 0 && w->held > 0 && deadline_ms(agents, w) <= now)
 			kill_worker(agents, w, "timeout", "4.3.0 tern-local timed out", done, ctx);
 		if (w->sock >= 0 && w->retiring && w->held == 0)
-			close_worker(agents, w);
+			close_worker(w);
 	}
 }
 

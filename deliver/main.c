@@ -283,8 +283,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	umask(077);
-	if (setup(&d, flag) < 0)
+	if (setup(&d, flag) < 0) {
+		local_agents_stop(d.agents);
 		return 111;
+	}
 	time_t now = time(NULL);
 	read_counters(&d);
 	if (load_queue(&d) < 0) {

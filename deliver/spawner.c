@@ -373,7 +373,10 @@ static int await_reply(struct spawner *s, uint64_t seq, int *sock, pid_t *pid, c
 		long left = (deadline.tv_sec - now.tv_sec) * 1000 +
 			    (deadline.tv_nsec - now.tv_nsec) / 1000000;
 		struct pollfd pfd = { .fd = s->sock, .events = POLLIN };
-		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0) {
+		int ready = left > 0 ? poll(&pfd, 1, (int)left) : 0;
+		if (ready < 0 && errno == EINTR)
+			continue;	/* a report's tern-queue ended meanwhile */
+		if (ready <= 0) {
 			snprintf(text, size, "4.3.0 the spawner did not answer");
 			return -1;
 		}
