@@ -18,5 +18,6 @@ Suite *crc32c_suite(void);
 Suite *spool_v2_suite(void);
 Suite *queue_protocol_suite(void);
 Suite *heap_suite(void);
+Suite *local_protocol_suite(void);
 
 #endif
