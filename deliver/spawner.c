@@ -46,12 +46,23 @@ struct children {
 	size_t n;
 };
 
+/* A worker's environment: empty, but for a sanitizer build's own
+ * settings (as the tests give them), so that its reports stay as asked. */
+#ifdef TERN_SANITIZE
+static const char *const sanitizer_settings[] = { "ASAN_OPTIONS", "UBSAN_OPTIONS",
+						  "LSAN_OPTIONS" };
+#define WORKER_ENV_MAX (sizeof sanitizer_settings / sizeof sanitizer_settings[0])
+#else
+#define WORKER_ENV_MAX 0
+#endif
+
 struct spawner_state {
 	int sock;
 	int devnull;
 	int child_signals;	/* signalfd for SIGCHLD */
 	const char *program;
 	bool changes_identity;
+	char *worker_env[WORKER_ENV_MAX + 1];	/* NULL-ended */
 	struct children children;
 };
 
@@ -122,7 +133,6 @@ static int become(const struct identity *id)
 static void exec_worker(const struct spawner_state *st, int worker_end, const struct identity *id)
 {
 	char *argv[] = { "tern-local", "--worker", NULL };
-	char *envp[] = { NULL };
 
 	signals_default();
 	if (dup2(st->devnull, 0) < 0 || dup2(st->devnull, 1) < 0 ||
@@ -137,7 +147,7 @@ static void exec_worker(const struct spawner_state *st, int worker_end, const st
 			(unsigned long)id->uid);
 		_exit(111);
 	}
-	execve(st->program, argv, envp);
+	execve(st->program, argv, st->worker_env);
 	dprintf(2, "tern-deliver: spawner: cannot run %s: %s\n", st->program, strerror(errno));
 	_exit(111);
 }
@@ -283,6 +293,24 @@ static int child_signal_fd(void)
 	return signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
 }
 
+static void keep_sanitizer_settings(struct spawner_state *st)
+{
+	size_t n = 0;
+
+#ifdef TERN_SANITIZE
+	extern char **environ;
+	for (size_t i = 0; i < WORKER_ENV_MAX; i++) {
+		size_t len = strlen(sanitizer_settings[i]);
+		for (char **e = environ; *e != NULL; e++)
+			if (strncmp(*e, sanitizer_settings[i], len) == 0 && (*e)[len] == '=') {
+				st->worker_env[n++] = *e;
+				break;
+			}
+	}
+#endif
+	st->worker_env[n] = NULL;
+}
+
 static void spawner_main(int sock, const char *program, bool changes_identity)
 {
 	struct spawner_state *st = calloc(1, sizeof *st);
@@ -295,6 +323,7 @@ static void spawner_main(int sock, const char *program, bool changes_identity)
 	st->sock = SPAWNER_FD;
 	st->program = program;
 	st->changes_identity = changes_identity;
+	keep_sanitizer_settings(st);
 	st->devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	st->child_signals = child_signal_fd();
 	if (st->devnull < 0 || st->child_signals < 0) {
