@@ -196,6 +196,46 @@ def test_a_stopped_worker_is_killed_at_its_deadline_and_nothing_is_lost():
     assert "4.3.0 tern-local timed out" in log, log
 
 
+# A tern-local worker that reports every request under another id.
+LYING_WORKER = """#!/usr/bin/python3
+import socket
+sock = socket.socket(fileno=3)
+while True:
+    packet = sock.recv(16384)
+    if not packet:
+        break
+    sock.send(b"%d 0 2.0.0 delivered to nowhere" % (int(packet.split(b"\\0")[1]) + 1000))
+"""
+
+
+def test_a_report_for_a_delivery_not_handed_to_that_worker_is_refused():
+    root, sbin = install_tree()
+    liar = os.path.join(root, "libexec", "tern", "tern-local")
+    with open(liar, "w") as f:
+        f.write(LYING_WORKER)
+    try:
+        with Instance(smtpd=False, deliver=False, bindir=sbin,
+                      conf="retry_first = 1h\nretry_max = 1h") as t:
+            t.start_deliver()
+            queue_directly(t, b"sender@remote.test", [b"alice@example.test"])
+            wait_until(lambda: "deferred id=" in t.log("deliver"), 20, "a deferral")
+            log = t.log("deliver")
+            (pid,) = worker_pids(t)
+            assert re.search(r"worker_killed pid=%d .*reason=report held=1" % pid, log), log
+            assert "4.3.0 tern-local reported what it was not given" in log, log
+            assert "delivered id=" not in log, log
+            wait_until(lambda: not os.path.exists("/proc/%d" % pid) or
+                       open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()[0] == "Z",
+                       10, "the lying worker killed")
+            assert len(folder_names(t.spool, "queue")) == 1
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def folder_names(spool, name):
+    return os.listdir(os.path.join(spool, name))
+
+
 # ---- what a worker holds ----
 
 def assert_empty_environment(pid):
