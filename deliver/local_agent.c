@@ -21,9 +21,13 @@
 #include "spool.h"
 #include "util.h"
 
-/* Deliveries one worker holds at once: a batch of tern-local's, and few
- * enough that their requests fit its socket's buffer. */
-#define WORKER_INFLIGHT_MAX 64
+/* Deliveries one worker holds at once; more for the same login or
+ * Maildir go to a further worker.  A worker writes and fsyncs its files
+ * one after another, so a few workers side by side (their fsyncs
+ * overlapping) drained a burst to one Maildir faster than one worker
+ * holding all of local_concurrency; each still shares one fsync of new/
+ * among the deliveries it holds. */
+#define WORKER_INFLIGHT_MAX 4
 #define WHY_MAX 512
 #define KEY_MAX (PATH_MAX + 16)
 
