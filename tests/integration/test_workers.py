@@ -145,6 +145,17 @@ def worker_pids(t):
     return [int(p) for p in re.findall(r"worker_start pid=(\d+) ", t.log("deliver"))]
 
 
+def worker_writing(t, tmp):
+    """A worker with a file in TMP open, or None."""
+    for pid in worker_pids(t):
+        try:
+            if any(target.startswith(tmp + "/") for target in fd_links(pid).values()):
+                return pid
+        except FileNotFoundError:
+            pass  # ended meanwhile
+    return None
+
+
 def counters_delivered(t, user):
     seen = set()
     for path in glob.glob(os.path.join(t.maildir(user), "new", "*")):
@@ -166,11 +177,10 @@ def burst_with_a_worker_hit(sig, conf):
     with Instance(smtpd=False, deliver=False, conf=conf) as t:
         queue_burst(t)
         t.start_deliver()
-        (first, *_) = wait_until(lambda: worker_pids(t), 20, "a worker")
         new, tmp = (os.path.join(t.maildir("alice"), sub) for sub in ("new", "tmp"))
         wait_until(lambda: len(os.listdir(new)) >= 20, 20, "some deliveries")
-        # hit while it writes a message: it holds that delivery at least
-        wait_until(lambda: os.listdir(tmp), 20, "a delivery being written")
+        # hit one while it writes a message: it holds that delivery at least
+        first = wait_until(lambda: worker_writing(t, tmp), 20, "a worker writing a message")
         os.kill(first, sig)
         assert len(os.listdir(new)) < BURST, "the burst was over before the worker was hit"
         wait_until(lambda: len(counters_delivered(t, "alice")) == BURST, 60,
