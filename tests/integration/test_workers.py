@@ -350,16 +350,22 @@ def pidfd_getfd(pid, fd):
 
 def spawner_socket(deliver_pid):
     """tern-deliver's end of its spawner's socket, taken while it has no
-    worker (its only SOCK_SEQPACKET socket then)."""
+    worker (its only connected SOCK_SEQPACKET socket then)."""
     for name, target in fd_links(deliver_pid).items():
         if target.startswith("socket:"):
             fd = pidfd_getfd(deliver_pid, name)
             sock = socket.socket(fileno=fd)
-            if sock.type == socket.SOCK_SEQPACKET:
+            if (sock.type == socket.SOCK_SEQPACKET and
+                    not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)):
                 return sock
             sock.detach()
             os.close(fd)
     raise AssertionError("no spawner socket in %d" % deliver_pid)
+
+
+def cmdline(pid):
+    with open("/proc/%d/cmdline" % pid, "rb") as f:
+        return f.read()
 
 
 def children_of(pid):
@@ -386,7 +392,8 @@ def test_the_spawner_refuses_root_and_kills_only_its_own():
     bystander = subprocess.Popen(["sleep", "60"])
     try:
         with installed_idle(user, sbin) as t:
-            (spawner,) = children_of(t.deliver_proc.pid)
+            (spawner,) = [pid for pid in children_of(t.deliver_proc.pid)
+                          if cmdline(pid) == cmdline(t.deliver_proc.pid)]  # forked, no exec
             sock = spawner_socket(t.deliver_proc.pid)
             sock.settimeout(10)
             asks = [(b"login", b"root"), (b"maildir", b"/root"), (b"maildir", b"/"),
