@@ -273,6 +273,7 @@ def test_a_worker_holds_only_its_fds_and_the_messages_it_was_given():
         t.start_deliver()
         (pid, *_) = wait_until(lambda: worker_pids(t), 20, "a worker")
         spool_queue = os.path.join(t.spool, "queue") + "/"
+        spool_mess = os.path.join(t.spool, "mess") + "/"
         maildir = t.maildir("alice")
         samples = 0
         while len(counters_delivered(t, "alice")) < BURST:
@@ -285,7 +286,8 @@ def test_a_worker_holds_only_its_fds_and_the_messages_it_was_given():
             assert 2 in links and links.get(3, "").startswith("socket:"), links
             for fd, target in links.items():
                 if fd > 3:
-                    assert (target.startswith(spool_queue) or target == maildir or
+                    assert (target.startswith(spool_queue) or target.startswith(spool_mess) or
+                            target == maildir or
                             target.startswith(maildir + "/") or
                             target.startswith("/memfd:tern-message") or
                             (harness.SANITIZED and  # AddressSanitizer reads its maps
