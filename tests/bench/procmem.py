@@ -46,12 +46,12 @@ def tree(root):
             continue
         comms[int(name)] = comm
         children.setdefault(int(fields[1]), []).append(int(name))
-    out, todo = {}, [root]
-    while todo:
-        pid = todo.pop()
+    out, unvisited = {}, [root]
+    while unvisited:
+        pid = unvisited.pop()
         if pid in comms:
             out[pid] = comms[pid]
-        todo += children.get(pid, [])
+        unvisited += children.get(pid, [])
     return out
 
 

@@ -1,8 +1,8 @@
 /* spool_fill: puts COUNT messages straight into a spool for make bench,
  * through lib/spool.h (so that a change of the spool's format follows),
  * as if tern-queue had committed them and tern-deliver had taken them in
- * and deferred every recipient once: queue/ID plus a state/ID whose one
- * recipient is deferred until RETRY_S seconds from now.
+ * and deferred every recipient once: mess/ID and queue/ID (TERN2) plus a
+ * state/ID whose one recipient is deferred until RETRY_S seconds from now.
  *
  * Usage: spool_fill SPOOL COUNT SIZE SENDER RCPT RETRY_S [SHARD NSHARDS]
  * Writes the messages whose number modulo NSHARDS is SHARD (0 and 1 by
@@ -11,12 +11,14 @@
  * the caller syncs the file system once when all are written. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "crc32c.h"
 #include "spool.h"
 #include "util.h"
 
@@ -32,6 +34,7 @@ struct fill {
 	long retry_s;
 	unsigned long shard, nshards;
 	char *message;	/* SIZE octets, LF line ends */
+	uint32_t crc;	/* its CRC-32C */
 };
 
 /* A header, then lines of letters up to *SIZE octets (raised to fit the
@@ -54,18 +57,38 @@ static char *make_message(size_t *sizep)
 	return m;
 }
 
+/* A file in FOLDER/ID holding LEN octets of DATA, unlinked again on failure. */
+static int write_file(const struct fill *f, const char *folder, const char *id,
+		      const void *data, size_t len)
+{
+	char path[4096];
+
+	if (spool_path(path, sizeof path, f->spool, folder, id) < 0)
+		return -1;
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	if (write_all(fd, data, len) < 0 || close(fd) < 0) {
+		unlink(path);
+		return -1;
+	}
+	return 0;
+}
+
+/* TERN2, as tern-queue writes it: mess/ID, then the envelope file in
+ * queue/ (as if tern-deliver had taken it in). */
 static int write_message(const struct fill *f, const char *id, time_t now)
 {
 	char tmp[4096], queued[4096];
 
-	if (spool_path(tmp, sizeof tmp, f->spool, SPOOL_TMP, id) < 0 ||
+	if (write_file(f, SPOOL_MESS, id, f->message, f->size) < 0 ||
+	    spool_path(tmp, sizeof tmp, f->spool, SPOOL_TMP, id) < 0 ||
 	    spool_path(queued, sizeof queued, f->spool, SPOOL_QUEUE, id) < 0)
 		return -1;
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -1;
-	if (write_all(fd, f->message, f->size) < 0 ||
-	    spool_write_envelope(fd, f->size, now, f->sender, &f->rcpt, 1) < 0) {
+	if (spool_write_envelope_file(fd, f->size, f->crc, now, f->sender, &f->rcpt, 1) < 0) {
 		close(fd);
 		unlink(tmp);
 		return -1;
@@ -135,6 +158,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "spool_fill: out of memory\n");
 		return 1;
 	}
+	f.crc = crc32c_update(0, f.message, f.size);
 	int r = fill_spool(&f);
 	free(f.message);
 	return r < 0 ? 1 : 0;
