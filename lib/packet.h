@@ -1,5 +1,6 @@
-/* packet: one datagram over a SOCK_SEQPACKET socket, with at most one
- * file descriptor beside it (SCM_RIGHTS).
+/* packet: one datagram over a SOCK_SEQPACKET socket (tern-local's
+ * workers), or one read of a stream socket (the queue service), with at
+ * most one file descriptor beside it (SCM_RIGHTS).
  *
  * Promises: packet_send() sends the whole packet or fails with errno set
  * (EINTR retried).  packet_receive() returns one whole packet: its length,

@@ -20,6 +20,7 @@
 #include "commit.h"
 #include "conf.h"
 #include "log.h"
+#include "packet.h"
 #include "queue_protocol.h"
 #include "spool.h"
 #include "util.h"
@@ -448,70 +449,30 @@ static void handle_lines(struct service *s, struct conn *c)
 	}
 }
 
-/* The one fd a control message brought, or -1 after closing every fd it
- * brought when that is not exactly one, untruncated: the buffer has room
- * for two after alignment, and the kernel installs all that fit. */
-static int received_fd(struct msghdr *mh)
-{
-	bool alone = !(mh->msg_flags & MSG_CTRUNC);
-	int fd = -1;
-
-	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm != NULL; cm = CMSG_NXTHDR(mh, cm)) {
-		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
-		    cm->cmsg_len < CMSG_LEN(0)) {
-			alone = false;
-			continue;
-		}
-		size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < n; i++) {
-			int one;
-			memcpy(&one, CMSG_DATA(cm) + i * sizeof one, sizeof one);
-			if (fd < 0) {
-				fd = one;
-			} else {
-				close(one);
-				alone = false;
-			}
-		}
-	}
-	if (alone && fd >= 0)
-		return fd;
-	if (fd >= 0)
-		close(fd);
-	return -1;
-}
-
 static void receive(struct service *s, struct conn *c)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} control;
 	bool envelope = c->phase == PHASE_ENVELOPE;
 	char *into = envelope ? s->buf : c->line + c->line_len;
 	size_t room = envelope ? c->env_want - c->env_len : sizeof c->line - c->line_len;
 	if (room > READ_CHUNK)
 		room = READ_CHUNK;
-	struct iovec iov = { .iov_base = into, .iov_len = room };
-	struct msghdr mh = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = control.buf, .msg_controllen = sizeof control.buf,
-	};
-	ssize_t n = recvmsg(c->sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	int fd;
+	ssize_t n = packet_receive(c->sock, into, room, &fd, MSG_DONTWAIT);
 
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+	if (n < 0 && errno == EAGAIN)
 		return;
+	if (n < 0 && errno == EPROTO) {
+		drop(c, "protocol");	/* a control message cut short, or two fds */
+		return;
+	}
 	if (n < 0) {
 		drop(c, NULL);	/* reset: what it had not committed goes with it */
 		return;
 	}
-	if (mh.msg_controllen > 0 || (mh.msg_flags & MSG_CTRUNC)) {
-		int fd = received_fd(&mh);
+	if (fd >= 0) {
 		/* An fd comes only with a begin line, the first octets of a message. */
-		if (fd < 0 || envelope || c->phase != PHASE_IDLE || c->line_len > 0 ||
-		    c->pending_fd >= 0) {
-			if (fd >= 0)
-				close(fd);
+		if (envelope || c->phase != PHASE_IDLE || c->line_len > 0 || c->pending_fd >= 0) {
+			close(fd);
 			drop(c, "protocol");
 			return;
 		}
