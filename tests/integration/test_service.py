@@ -141,9 +141,14 @@ def send_smtp(t, sender, rcpt="alice@example.test", body=BODY):
 def test_message_goes_through_the_service_and_accepted_has_uid():
     with Instance() as t:
         pid = the_service(t)
-        # nothing of tern-deliver's but the socket (fd 0) and its log (1, 2)
-        fds = {int(fd): os.readlink("/proc/%d/fd/%s" % (pid, fd))
-               for fd in os.listdir("/proc/%d/fd" % pid)}
+        # nothing of tern-deliver's but the socket (fd 0) and its log (1, 2);
+        # read once the service has made its signalfd (a slow start, under
+        # ASan, may be caught before it)
+        def open_fds():
+            fds = {int(fd): os.readlink("/proc/%d/fd/%s" % (pid, fd))
+                   for fd in os.listdir("/proc/%d/fd" % pid)}
+            return fds if "anon_inode:[signalfd]" in fds.values() else None
+        fds = wait_until(open_fds, 10, "the service's signalfd")
         assert fds[0].startswith("socket:") and fds[1] == fds[2] == t.deliver_log, fds
         assert [fds[fd] for fd in fds if fd > 2] == ["anon_inode:[signalfd]"], fds
         st = os.stat(os.path.join(t.spool, "public"))
