@@ -143,10 +143,14 @@ def test_message_goes_through_the_service_and_accepted_has_uid():
         pid = the_service(t)
         # nothing of tern-deliver's but the socket (fd 0) and its log (1, 2);
         # read once the service has made its signalfd (a slow start, under
-        # ASan, may be caught before it)
+        # ASan, may be caught before it); tern.conf, opened and closed before
+        # it, may go between listdir and readlink: then read again
         def open_fds():
-            fds = {int(fd): os.readlink("/proc/%d/fd/%s" % (pid, fd))
-                   for fd in os.listdir("/proc/%d/fd" % pid)}
+            try:
+                fds = {int(fd): os.readlink("/proc/%d/fd/%s" % (pid, fd))
+                       for fd in os.listdir("/proc/%d/fd" % pid)}
+            except FileNotFoundError:
+                return None
             return fds if "anon_inode:[signalfd]" in fds.values() else None
         fds = wait_until(open_fds, 10, "the service's signalfd")
         assert fds[0].startswith("socket:") and fds[1] == fds[2] == t.deliver_log, fds
