@@ -17,22 +17,6 @@ static const char *const spool_dirs[] = {
 	SPOOL_TMP, SPOOL_MESS, SPOOL_INCOMING, SPOOL_QUEUE, SPOOL_STATE, SPOOL_CONTROL, NULL,
 };
 
-int spool_path(char *out, size_t outsize, const char *spool, const char *dir,
-	       const char *id)
-{
-	int n;
-
-	if (id == NULL)
-		n = snprintf(out, outsize, "%s/%s", spool, dir);
-	else
-		n = snprintf(out, outsize, "%s/%s/%s", spool, dir, id);
-	if (n < 0 || (size_t)n >= outsize) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	return 0;
-}
-
 int spool_create(const char *spool)
 {
 	char path[4096];
