@@ -404,9 +404,15 @@ static char **queue_environment(char *qid_var, char *config_var)
 static pid_t spawn_queue(const struct queue_target *t, int message, int envelope, int custom)
 {
 	const int fds[CHILD_FDS] = { message, envelope, -1, -1, -1, -1, custom };
-	char qid_var[QID_MAX + 16], config_var[PATH_MAX + 16];
+	char qid_var[QID_MAX + 16], config_var[PATH_MAX + 16], found[PATH_MAX];
+	const char *program = t->program;
 	pid_t pid;
 
+	if (program == NULL) {
+		if (queue_program(found, sizeof found) < 0)
+			return -1;
+		program = found;
+	}
 	if (t->qid != NULL && snprintf(qid_var, sizeof qid_var, "TERN_QID=%s", t->qid) >=
 			      (int)sizeof qid_var)
 		return -1;
@@ -416,11 +422,11 @@ static pid_t spawn_queue(const struct queue_target *t, int message, int envelope
 	char **envp = queue_environment(t->qid != NULL ? qid_var : NULL, config_var);
 	if (envp == NULL)
 		return -1;
-	char *argv[] = { (char *)t->program, NULL };
-	int r = spawn_group_with_fds(&pid, t->program, argv, envp, fds, CHILD_FDS);
+	char *argv[] = { (char *)program, NULL };
+	int r = spawn_group_with_fds(&pid, program, argv, envp, fds, CHILD_FDS);
 	free(envp);
 	if (r != 0) {
-		log_event("error", "what=exec program=%s error=%s", t->program, strerror(r));
+		log_event("error", "what=exec program=%s error=%s", program, strerror(r));
 		return -1;
 	}
 	return pid;

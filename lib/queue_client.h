@@ -49,7 +49,8 @@ struct queue_link {
 };
 
 struct queue_target {
-	const char *program;	/* tern-queue, or $QMAILQUEUE */
+	const char *program;	/* tern-queue, or $QMAILQUEUE; NULL: queue_program()'s,
+				 * found only if the program must run */
 	const char *socket;	/* queue_socket; NULL or "": the program only */
 	const char *spool;	/* whose owner the service must be */
 	struct queue_link *link;	/* NULL: a connection for this message only */

@@ -329,16 +329,13 @@ static char *build_envelope(struct session *s, size_t *len)
 
 static int start_queue(struct session *s, struct queue_client *q, const char *qid)
 {
-	char program[PATH_MAX];
 	struct queue_target target = {
-		.program = program, .config = s->conf->path, .qid = qid,
+		.program = NULL, .config = s->conf->path, .qid = qid,
 		.timeout = s->conf->queue_timeout,
 		.socket = queue_socket(s->conf->queue_socket), .spool = s->conf->spool,
 		.link = &s->queue_link,
 	};
 
-	if (queue_program(program, sizeof program) < 0)
-		return -1;
 	return queue_start(q, &target);
 }
 
