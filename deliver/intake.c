@@ -58,11 +58,21 @@ static void retry_later(struct deliver *d, const char *id)
 			  id);
 }
 
+/* A load from FOLDER failed for a reason that may pass: one from queue/
+ * is tried again at the next scan; one from incoming/ is still there for
+ * that scan to take in. */
+static void retry_load(struct deliver *d, const char *folder, const char *id)
+{
+	if (strcmp(folder, SPOOL_QUEUE) == 0)
+		retry_later(d, id);
+}
+
 /* ID's files, torn by a crash before tern-queue confirmed them (it
  * confirms only once both are durable): removed, envelope first. */
-static void discard_torn(struct deliver *d, const char *id, const char *what)
+static void discard_torn(struct deliver *d, const char *folder, const char *id,
+			 const char *what)
 {
-	static const char *const folders[] = { SPOOL_QUEUE, SPOOL_MESS, SPOOL_STATE };
+	const char *const folders[] = { folder, SPOOL_MESS, SPOOL_STATE };
 	char path[PATH_MAX], text[128];
 
 	snprintf(text, sizeof text, "%s; removed, it was never acknowledged", what);
@@ -84,12 +94,13 @@ static bool has_message_file(struct deliver *d, const char *id)
 
 /* Checks that the TERN2 message ENV describes is whole: 0; -1 when it is
  * torn or missing (discarded) or cannot be read now (tried later). */
-static int verify_message(struct deliver *d, const char *id, const struct envelope *env)
+static int verify_message(struct deliver *d, const char *folder, const char *id,
+			  const struct envelope *env)
 {
 	int fd = spool_open_message(d->conf.spool, SPOOL_QUEUE, id, env->format, env->msglen);
 
 	if (fd == SPOOL_NOT_REGULAR) {
-		discard_torn(d, id, "mess/ID is not a regular file");
+		discard_torn(d, folder, id, "mess/ID is not a regular file");
 		return -1;
 	}
 	int r = fd < 0 ? -1 : spool_check_message(fd, env);
@@ -99,11 +110,11 @@ static int verify_message(struct deliver *d, const char *id, const struct envelo
 	if (r == 0)
 		return 0;
 	if (error == EBADMSG || error == ENOENT) {
-		discard_torn(d, id, error == ENOENT ? "no mess/ID" : "mess/ID torn");
+		discard_torn(d, folder, id, error == ENOENT ? "no mess/ID" : "mess/ID torn");
 		return -1;
 	}
 	log_event("error", "id=%s what=read error=%s", id, strerror(error));
-	retry_later(d, id);
+	retry_load(d, folder, id);
 	return -1;
 }
 
@@ -136,6 +147,9 @@ bool evict_if_idle(struct deliver *d, struct message *m, time_t now)
 	if (!window_over(d) || m->inflight > 0 || m->dirty || m->waiting || m->doomed ||
 	    (scheduled && m->wake.when <= now))
 		return false;
+	/* the backlog reads queue/ */
+	if (move_to_queue(d, m) < 0)
+		return false;
 	/* nothing due: one held for good waits for its release on disk alone */
 	if (scheduled && to_backlog(d, m->id, m->wake.when, 0) < 0)
 		return false;
@@ -143,19 +157,22 @@ bool evict_if_idle(struct deliver *d, struct message *m, time_t now)
 	return true;
 }
 
-/* Reads queue/ID and its state into memory, the message verified: the
- * message, or NULL.  A file that is not a regular file, or not a whole
- * message and not a TERN2 one, is logged and left alone; one that is
- * missing is logged unless QUIET_IF_MISSING. */
-static struct message *load_message(struct deliver *d, const char *id, bool quiet_if_missing)
+/* Reads FOLDER/ID (queue/, or incoming/ for a message with no past) and
+ * its state into memory, the message verified: the message, or NULL.  A
+ * file that is not a regular file, or not a whole message and not a
+ * TERN2 one, is logged and left alone; one that is missing is logged
+ * unless QUIET_IF_MISSING. */
+static struct message *load_from(struct deliver *d, const char *folder, const char *id,
+				 bool quiet_if_missing)
 {
 	char queued[PATH_MAX];
 	struct envelope env;
 	struct message *known = find_message(&d->store, id);
+	bool incoming = strcmp(folder, SPOOL_INCOMING) == 0;
 
 	if (known != NULL || !qid_valid(id))
 		return known;
-	if (spool_path(queued, sizeof queued, d->conf.spool, SPOOL_QUEUE, id) < 0)
+	if (spool_path(queued, sizeof queued, d->conf.spool, folder, id) < 0)
 		return NULL;
 	int fd = spool_open(queued);
 	if (fd == SPOOL_NOT_REGULAR) {
@@ -166,7 +183,7 @@ static struct message *load_message(struct deliver *d, const char *id, bool quie
 		if (errno != ENOENT || !quiet_if_missing)
 			log_event("error", "id=%s what=open error=%s", id, strerror(errno));
 		if (errno != ENOENT)
-			retry_later(d, id);
+			retry_load(d, folder, id);
 		return NULL;
 	}
 	int r = spool_read_envelope(fd, &env);
@@ -174,15 +191,15 @@ static struct message *load_message(struct deliver *d, const char *id, bool quie
 	close(fd);
 	if (r < 0) {
 		if (error == EBADMSG && has_message_file(d, id)) {
-			discard_torn(d, id, "envelope file torn");
+			discard_torn(d, folder, id, "envelope file torn");
 			return NULL;
 		}
 		log_event("error", "id=%s what=read error=%s", id, strerror(error));
 		if (error != EBADMSG)
-			retry_later(d, id);
+			retry_load(d, folder, id);
 		return NULL;
 	}
-	if (env.format == SPOOL_FORMAT_V2 && verify_message(d, id, &env) < 0) {
+	if (env.format == SPOOL_FORMAT_V2 && verify_message(d, folder, id, &env) < 0) {
 		spool_free_envelope(&env);
 		return NULL;
 	}
@@ -191,22 +208,23 @@ static struct message *load_message(struct deliver *d, const char *id, bool quie
 		free(m);
 		spool_free_envelope(&env);
 		log_event("error", "id=%s what=memory", id);
-		retry_later(d, id);
+		retry_load(d, folder, id);
 		return NULL;
 	}
 	str_copy(m->id, sizeof m->id, id);
 	m->queued = env.queued;
 	m->msglen = env.msglen;
 	m->format = env.format;
+	m->in_incoming = incoming;
 	struct rcpt_record *records;
 	size_t nrecords;
-	int st = spool_read_state(d->conf.spool, id, &records, &nrecords);
+	int st = incoming ? 0 : spool_read_state(d->conf.spool, id, &records, &nrecords);
 	if (st < 0) {
 		log_event("error", "id=%s what=state error=%s", id, strerror(errno));
 		if (errno != EBADMSG) {	/* its record may be fine: never guess */
 			spool_free_envelope(&env);
 			free_message(m);
-			retry_later(d, id);
+			retry_load(d, folder, id);
 			return NULL;
 		}
 	}
@@ -223,7 +241,7 @@ static struct message *load_message(struct deliver *d, const char *id, bool quie
 				log_event("error", "id=%s what=memory", id);
 				spool_free_envelope(&env);
 				free_message(m);
-				retry_later(d, id);
+				retry_load(d, folder, id);
 				return NULL;
 			}
 		}
@@ -233,7 +251,7 @@ static struct message *load_message(struct deliver *d, const char *id, bool quie
 	if (append_message(&d->store, m) < 0) {
 		log_event("error", "id=%s what=memory", id);
 		free_message(m);
-		retry_later(d, id);
+		retry_load(d, folder, id);
 		return NULL;
 	}
 	schedule(d, m, time(NULL));
@@ -266,11 +284,12 @@ static int link_in(struct deliver *d, const char *id)
 	return -1;
 }
 
-/* Moves the N messages IDS from incoming/ to queue/ and loads them.  The
- * move is link, fsync queue/, unlink (never rename alone, which a file
- * system without a journal may lose both names of in a crash): at every
- * moment the message has a durable name.  One fsync serves them all. */
-static void take_in(struct deliver *d, char (*ids)[QID_MAX], size_t n)
+/* Moves the N messages IDS from incoming/ to queue/ and loads them (or
+ * notes them in the backlog).  The move is link, fsync queue/, unlink
+ * (never rename alone, which a file system without a journal may lose
+ * both names of in a crash): at every moment the message has a durable
+ * name.  One fsync serves them all. */
+static void move_in(struct deliver *d, char (*ids)[QID_MAX], size_t n)
 {
 	char folder[PATH_MAX], path[PATH_MAX];
 	int *linked = calloc(n ? n : 1, sizeof *linked);
@@ -301,9 +320,86 @@ static void take_in(struct deliver *d, char (*ids)[QID_MAX], size_t n)
 		if (linked[i] == 1)	/* it has no past: a state/ID is a leftover */
 			discard_state(d->conf.spool, ids[i]);
 		if (!window_full(d) || to_backlog(d, ids[i], 0, 0) < 0)
-			load_message(d, ids[i], false);
+			load_from(d, SPOOL_QUEUE, ids[i], false);
 	}
 	free(linked);
+}
+
+int move_to_queue(struct deliver *d, struct message *m)
+{
+	char folder[PATH_MAX], path[PATH_MAX];
+
+	if (!m->in_incoming)
+		return 0;
+	int linked = link_in(d, m->id);
+	if (linked < 0) {
+		errno = EEXIST;	/* link_in logged why */
+		return -1;
+	}
+	if (spool_path(folder, sizeof folder, d->conf.spool, SPOOL_QUEUE, NULL) < 0 ||
+	    fsync_dir(folder) < 0) {
+		int error = errno;
+		log_event("error", "what=fsync path=%s error=%s", folder, strerror(error));
+		if (linked == 1 && spool_path(path, sizeof path, d->conf.spool, SPOOL_QUEUE,
+					      m->id) == 0)
+			unlink(path);	/* still in incoming/ alone: moved at the next try */
+		errno = error;
+		return -1;
+	}
+	if (spool_path(path, sizeof path, d->conf.spool, SPOOL_INCOMING, m->id) == 0)
+		unlink(path);
+	m->in_incoming = false;
+	return 0;
+}
+
+int record_state(struct deliver *d, struct message *m)
+{
+	if (move_to_queue(d, m) < 0)
+		return -1;
+	return spool_write_state(d->conf.spool, m->id, m->rcpts, m->n);
+}
+
+/* Is there a FOLDER/ID, or cannot that be told? */
+static bool maybe_in(struct deliver *d, const char *folder, const char *id)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	return spool_path(path, sizeof path, d->conf.spool, folder, id) < 0 ||
+	       lstat(path, &st) == 0 || errno != ENOENT;
+}
+
+/* Takes in the N messages IDS from incoming/.  One with no past (not in
+ * memory, not in queue/) is read where it is and stays there until it
+ * needs a state/ID (move_to_queue): most are delivered and removed
+ * before, and never cost an fsync of queue/.  The others are moved now,
+ * one fsync of queue/ for all: those that find the window full, those a
+ * crash left in both folders, and a file that did not load and was not
+ * discarded (not a whole message, not a regular file: it waits in queue/
+ * for the administrator, as any such file there, rather than being read
+ * again at every scan).  A TERN1 file is moved once read (its message is
+ * in it, and delivery reads it in queue/). */
+static void take_in(struct deliver *d, char (*ids)[QID_MAX], size_t n)
+{
+	size_t moving = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct message *m = find_message(&d->store, ids[i]);
+		if (m != NULL && m->in_incoming)
+			continue;	/* taken in already, where it is */
+		if (m == NULL && !window_full(d) && !maybe_in(d, SPOOL_QUEUE, ids[i])) {
+			discard_state(d->conf.spool, ids[i]);	/* no past: a leftover */
+			m = load_from(d, SPOOL_INCOMING, ids[i], false);
+			if (m != NULL && m->format != SPOOL_FORMAT_V2 && move_to_queue(d, m) < 0)
+				forget_message(&d->store, m);	/* the next scan tries again */
+			if (m != NULL || !maybe_in(d, SPOOL_INCOMING, ids[i]))
+				continue;
+		}
+		if (moving != i)
+			memcpy(ids[moving], ids[i], QID_MAX);
+		moving++;
+	}
+	move_in(d, ids, moving);
 }
 
 void take_in_one(struct deliver *d, const char *id)
@@ -353,7 +449,7 @@ int load_queue(struct deliver *d)
 	bool later = r == 0 && ids.n > d->conf.active_limit;
 	for (size_t i = 0; r == 0 && i < ids.n; i++) {
 		if (!later)
-			load_message(d, ids.ids[i], false);
+			load_from(d, SPOOL_QUEUE, ids.ids[i], false);
 		else if (to_backlog(d, ids.ids[i], 0, 0) < 0)
 			r = -1;
 	}
@@ -391,7 +487,7 @@ void take_from_backlog(struct deliver *d, time_t now)
 		wake_queue_pop(&d->backlog, &e);
 		if (find_message(&d->store, e.id) != NULL)
 			continue;	/* in memory already (a request wanted it) */
-		struct message *m = load_message(d, e.id, true);	/* gone: delivered */
+		struct message *m = load_from(d, SPOOL_QUEUE, e.id, true);	/* gone: delivered */
 		if (m != NULL && (e.flags & WAKE_FLUSHED))
 			apply_to_message(d, m, "flush", now);	/* settles: may evict it */
 		else if (m != NULL)
@@ -413,7 +509,7 @@ bool backlog_due(const struct deliver *d, time_t *when)
 
 struct message *load_one(struct deliver *d, const char *id)
 {
-	return load_message(d, id, true);
+	return load_from(d, SPOOL_QUEUE, id, true);
 }
 
 /* Takes in everything in incoming/, and tries again the loads that failed:
@@ -431,7 +527,7 @@ void scan_incoming(struct deliver *d, time_t now)
 		id_list_free(&ids);
 	}
 	for (size_t i = 0; i < retry.n; i++) {
-		struct message *m = load_message(d, retry.ids[i], false);
+		struct message *m = load_from(d, SPOOL_QUEUE, retry.ids[i], false);
 		if (m != NULL)
 			evict_if_idle(d, m, now);
 	}

@@ -2,10 +2,17 @@
  * as they come, and out of it again when the queue outgrows the window.
  *
  * Promises: load_queue() lists all of queue/ or fails (-1), lest some sit
- * there unseen; scan_incoming() moves everything in incoming/ to queue/
- * (link, one fsync of queue/ for all, unlink: at every moment a message
- * has a durable name), loads it, and tries again the loads that failed
- * for a reason that may pass.  Every message is verified as it is loaded
+ * there unseen; scan_incoming() takes in everything in incoming/ and
+ * tries again the loads that failed for a reason that may pass.  A new
+ * message is read where it is, in incoming/, and stays there until it
+ * needs a state/ID: most are delivered and removed before, and cost no
+ * fsync of queue/.  move_to_queue() moves one (link, fsync queue/,
+ * unlink: at every moment a message has a durable name), and
+ * record_state() moves it before it writes its state/ID, so a message in
+ * incoming/ never has one and a restart takes it in as new (every
+ * recipient due: at least once).  What finds the window full, a TERN1
+ * file, and one a crash left in both folders are moved at take-in, one
+ * fsync of queue/ for all.  Every message is verified as it is loaded
  * (from queue/ at start too, since a power loss may have torn what this
  * or an earlier run verified in the page cache): a TERN2 message whose
  * envelope or mess/ID is torn or missing is logged and removed (it was
@@ -51,6 +58,13 @@ void id_list_free(struct id_list *l);
 int load_queue(struct deliver *d);
 void scan_incoming(struct deliver *d, time_t now);
 void take_in_one(struct deliver *d, const char *id);
+
+/* M from incoming/ to queue/, if it is not there yet: 0, or -1 (errno
+ * set, logged; it stays in incoming/). */
+int move_to_queue(struct deliver *d, struct message *m);
+/* M's recipients into state/ID, M moved to queue/ first: 0, or -1 with
+ * errno set. */
+int record_state(struct deliver *d, struct message *m);
 
 bool window_full(const struct deliver *d);
 /* True if M left memory (freed: no pointer to it stays good). */

@@ -137,7 +137,7 @@ static bool settle_message(struct deliver *d, struct message *m, time_t now)
 			open = true;
 	}
 	if (failed) {
-		if (m->dirty && spool_write_state(d->conf.spool, m->id, m->rcpts, m->n) == 0)
+		if (m->dirty && record_state(d, m) == 0)
 			m->dirty = false;
 		send_bounces(d, m, now);
 		if (m->inflight > 0)
@@ -153,7 +153,7 @@ static bool settle_message(struct deliver *d, struct message *m, time_t now)
 	}
 	send_delay_warnings(d, m, now);
 	if (m->dirty) {
-		if (spool_write_state(d->conf.spool, m->id, m->rcpts, m->n) < 0)
+		if (record_state(d, m) < 0)
 			log_event("error", "id=%s what=state error=%s", m->id, strerror(errno));
 		else
 			m->dirty = false;

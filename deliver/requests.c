@@ -34,7 +34,7 @@ void apply_to_message(struct deliver *d, struct message *m, const char *verb, ti
 	if (strcmp(verb, "delete") == 0)
 		m->doomed = true;
 	/* recorded before the request file goes, even with deliveries in flight */
-	if (m->dirty && spool_write_state(d->conf.spool, m->id, m->rcpts, m->n) == 0)
+	if (m->dirty && record_state(d, m) == 0)
 		m->dirty = false;
 	settle(d, m, now);
 }

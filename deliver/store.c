@@ -226,9 +226,10 @@ void remove_message(struct message_store *store, const char *spool, struct messa
 	if (m->format == SPOOL_FORMAT_V2 &&
 	    spool_path(path, sizeof path, spool, SPOOL_MESS, m->id) == 0)
 		unlink(path);
-	if (spool_path(path, sizeof path, spool, SPOOL_QUEUE, m->id) == 0)
+	if (spool_path(path, sizeof path, spool, m->in_incoming ? SPOOL_INCOMING : SPOOL_QUEUE,
+		       m->id) == 0)
 		unlink(path);
-	if (spool_path(path, sizeof path, spool, SPOOL_STATE, m->id) == 0)
+	if (!m->in_incoming && spool_path(path, sizeof path, spool, SPOOL_STATE, m->id) == 0)
 		unlink(path);
 	log_event("removed", "id=%s", m->id);
 	unlink_message(store, m);

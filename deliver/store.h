@@ -8,9 +8,10 @@
  * that waits for a free report job wait in arrival order on a list of
  * their own.  add_rcpt() adds a whole recipient or none (-1, out of
  * memory) and may move m->rcpts, so no pointer into it survives a call;
- * remove_message() takes a message out of every index, unlinks queue/ID
- * before mess/ID and state/ID (a crash in between leaves only orphans,
- * which cleanup removes), logs "removed" and frees it.  Nothing here
+ * remove_message() takes a message out of every index, unlinks mess/ID,
+ * then its envelope (queue/ID, or incoming/ID for one never moved) and
+ * state/ID (a crash in between leaves an envelope without its message,
+ * which the next start discards as torn), logs "removed" and frees it.  Nothing here
  * decides what happens to a message, nor when (dispatch.h does). */
 #ifndef TERN_STORE_H
 #define TERN_STORE_H
@@ -42,6 +43,7 @@ struct message {
 	bool dirty;		/* rcpts differ from state/ID */
 	bool doomed;		/* ternctl delete: remove when idle */
 	bool sender_refused;	/* the queue refused a report to the sender for good */
+	bool in_incoming;	/* its envelope is still incoming/ID: no state/ID yet */
 };
 
 struct message_store {

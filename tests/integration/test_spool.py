@@ -249,29 +249,39 @@ def test_take_in_state_and_requests_fsync_their_folders():
 
 
 def test_a_failed_fsync_of_queue_leaves_the_message_in_incoming():
+    # a message moves to queue/ only before its first state file: here
+    # bob's deferral (alice's delivery is made at once)
     env = fault_env(TERN_FAULT="fsync", TERN_FAULT_PATH="/spool/queue", TERN_FAULT_TIMES="1")
-    with Instance(smtpd=False, deliver=False) as t:
+    with Instance(smtpd=False, deliver=False, conf="retry_first = 1s\nretry_max = 1s") as t:
+        shutil.rmtree(t.maildir("bob"))
         t.start_deliver(env)
-        queue(t, qid="Unsynced1")
+        code, err = t.queue(envelope(b"alice@example.test", b"bob@example.test"), MESSAGE,
+                            "Unsynced1")
+        assert code == 0, (code, err)
         wait_until(lambda: "what=fsync path=" in t.log("deliver"), 20, "the failed fsync")
         assert re.search(r"error what=fsync path=\S+/spool/queue error=\"?Input/output error",
                          t.log("deliver")), t.log("deliver")
+        assert "error id=Unsynced1 what=state " in t.log("deliver"), t.log("deliver")
         assert folder(t, "incoming") == ["Unsynced1"]
-        assert "Unsynced1" not in folder(t, "queue")
-        queue(t, qid="Synced2")  # its poke takes both in
-        t.wait_for_messages("alice", 2)
+        assert "Unsynced1" not in folder(t, "queue") and "Unsynced1" not in folder(t, "state")
+        for sub in ("tmp", "new", "cur"):
+            os.makedirs(os.path.join(t.maildir("bob"), sub))
+        t.wait_for_messages("bob", 1)
         t.wait_spool_empty()
-        assert len(t.messages("alice")) == 2
+        assert len(t.messages("alice")) == 1 and len(t.messages("bob")) == 1
 
 
 # ---- a failed load is retried ----
 
 def test_a_message_that_could_not_be_read_is_retried():
+    # read from queue/ at start (where a message with a past waits)
     env = fault_env(TERN_FAULT="pread", TERN_FAULT_PATH="/spool/queue/Unread1",
                     TERN_FAULT_TIMES="1")
     with Instance(smtpd=False, deliver=False) as t:
-        t.start_deliver(env)
         queue(t, qid="Unread1")
+        os.rename(os.path.join(t.spool, "incoming", "Unread1"),
+                  os.path.join(t.spool, "queue", "Unread1"))
+        t.start_deliver(env)
         wait_until(lambda: "id=Unread1 what=read" in t.log("deliver"), 20, "the failed read")
         assert "error id=Unread1 what=read error=\"Input/output error\"" in t.log("deliver"), \
             t.log("deliver")
@@ -280,6 +290,20 @@ def test_a_message_that_could_not_be_read_is_retried():
         t.wait_for_messages("bob", 1)
         (msg,) = t.wait_for_messages("alice", 1)
         assert msg.endswith(MESSAGE)
+        t.wait_spool_empty()
+
+
+def test_a_new_message_that_could_not_be_read_moves_to_queue_and_is_retried():
+    env = fault_env(TERN_FAULT="pread", TERN_FAULT_PATH="/spool/incoming/Unread2",
+                    TERN_FAULT_TIMES="1")
+    with Instance(smtpd=False, deliver=False) as t:
+        t.start_deliver(env)
+        queue(t, qid="Unread2")
+        (msg,) = t.wait_for_messages("alice", 1)
+        assert msg.endswith(MESSAGE)
+        log = t.log("deliver")
+        assert "error id=Unread2 what=read error=\"Input/output error\"" in log, log
+        assert "delivered id=Unread2 " in log, log
         t.wait_spool_empty()
 
 
