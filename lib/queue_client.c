@@ -28,6 +28,12 @@
  * program runs instead (at most the target's timeout). */
 #define GREETING_TIMEOUT_MS 5000
 #define SERVICE_SEALS (F_SEAL_SEAL | F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW)
+/* The pipe to the service holds this much if the kernel lets it (the
+ * default is 64 KiB): a message this size is written whole while the
+ * service commits others, so a commit holds up no session's DATA.  Small
+ * enough that the 250 sessions a uid may have (queue_connections_per_uid)
+ * stay within Linux's 64 MiB of pipes a user (pipe-user-pages-soft). */
+#define SERVICE_PIPE_SIZE (256 << 10)
 
 static int64_t now_ms(void)
 {
@@ -224,6 +230,8 @@ static int begin_pipe(int sock, const char *qid, int *write_end)
 
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return -1;
+	/* best effort: past pipe-max-size or the user's pipe pages, 64 KiB */
+	(void)fcntl(p[1], F_SETPIPE_SZ, SERVICE_PIPE_SIZE);
 	int r = send_begin(sock, qid, p[0]);
 	close(p[0]);
 	if (r < 0) {
