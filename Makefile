@@ -35,6 +35,11 @@ ALL_CFLAGS  = $(WARN) $(PATHS) $(SAN) $(CFLAGS) -Ilib -MMD -MP
 # adds it too, except under -fsanitize), so no exec pays for another's.
 ALL_LDFLAGS = $(SAN) -Wl,--as-needed $(LDFLAGS)
 
+# tern-smtpd, exec'd for every connection, links tinycdb's position-
+# independent archive (libcdb-dev ships it): one shared object fewer to
+# map and relocate at each start.
+CDB_STATIC = -l:libcdb_pic.a
+
 GNUTLS_CFLAGS = $(shell pkg-config --cflags gnutls 2>/dev/null)
 GNUTLS_LIBS   = $(shell pkg-config --libs gnutls 2>/dev/null || echo -lgnutls)
 CHECK_CFLAGS  = $(shell pkg-config --cflags check 2>/dev/null)
@@ -92,7 +97,7 @@ $(LIBTERN): $(LIB_OBJ)
 
 $(B)/tern-smtpd: $(SMTPD_OBJ) $(LIBTERN)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcdb
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CDB_STATIC)
 $(B)/tern-queue: $(QUEUE_OBJ) $(LIBTERN)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^
