@@ -11,6 +11,7 @@
 #include "crc32c.h"
 #include "queue_protocol.h"
 #include "spool.h"
+#include "syncs.h"
 
 #define CRC_READBACK 16384	/* octets read back at a time for the CRC */
 
@@ -165,21 +166,18 @@ static int link_one(struct commit *c, char *incoming, size_t size)
 	return QQ_QUEUED;
 }
 
-/* Both files' data durable, and closed. */
-static int sync_one(struct commit *c)
+/* Closes both files of C: 0, or the errno of a failed close. */
+static int close_files(struct commit *c)
 {
-	int r = fdatasync(c->fd);
-	int error = errno;
+	int error = 0;
 
-	if (r == 0 && fdatasync(c->env_fd) < 0)
-		r = -1, error = errno;
-	if (close(c->fd) < 0 && r == 0)
-		r = -1, error = errno;
+	if (close(c->fd) < 0)
+		error = errno;
 	c->fd = -1;
-	if (close(c->env_fd) < 0 && r == 0)
-		r = -1, error = errno;
+	if (close(c->env_fd) < 0 && error == 0)
+		error = errno;
 	c->env_fd = -1;
-	return r < 0 ? failed(c, QQ_WRITE_ERROR, "fdatasync", error) : QQ_QUEUED;
+	return error;
 }
 
 /* A linked message that failed after its link: its incoming/ name goes
@@ -195,55 +193,100 @@ static void take_back(struct commit *c, char *incoming)
 	incoming[0] = '\0';
 }
 
-/* fsyncs mess/ and incoming/ of SPOOL: NULL, or what failed (errno set). */
-static const char *sync_folders(const char *spool)
+/* Opens mess/ and incoming/ of SPOOL into DIRS: NULL, or what failed
+ * (errno set; those opened are closed). */
+static const char *open_folders(const char *spool, int dirs[2])
 {
-	static const char *const dirs[] = { SPOOL_MESS, SPOOL_INCOMING };
+	static const char *const names[] = { SPOOL_MESS, SPOOL_INCOMING };
 	static const char *const what[] = { "fsync mess", "fsync incoming" };
 	char dir[PATH_MAX];
 
-	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
-		if (spool_path(dir, sizeof dir, spool, dirs[i], NULL) < 0 || fsync_dir(dir) < 0)
+	for (size_t i = 0; i < 2; i++) {
+		dirs[i] = spool_path(dir, sizeof dir, spool, names[i], NULL) < 0 ? -1
+			: open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dirs[i] < 0) {
+			int error = errno;
+			if (i == 1) {
+				close(dirs[0]);
+				dirs[0] = -1;
+			}
+			errno = error;
 			return what[i];
+		}
+	}
 	return NULL;
 }
 
-void commit_batch(struct commit *const *batch, size_t n)
+/* The syncs of a batch, all at once (syncs.h): each linked message's two
+ * files (fdatasync), then mess/ and incoming/ (fsync) if any is linked.
+ * Fills JOBS (room for 2 n + 2); a message whose file failed is taken
+ * back and refused; if a folder failed, every one is, since none of the
+ * batch's names is known durable. */
+static void sync_batch(struct syncs *syncs, struct commit *const *batch, size_t n,
+		       char (*incoming)[PATH_MAX], struct sync_job *jobs)
 {
-	char (*incoming)[PATH_MAX] = calloc(n ? n : 1, PATH_MAX);
-	size_t linked = 0;
+	static const char *const folder_what[] = { "fsync mess", "fsync incoming" };
+	int dirs[2] = { -1, -1 };
+	size_t njobs = 0, linked = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		if (incoming == NULL)
+		if (batch[i]->outcome != QQ_QUEUED)
+			continue;
+		jobs[njobs++] = (struct sync_job){ .fd = batch[i]->fd, .data_only = true };
+		jobs[njobs++] = (struct sync_job){ .fd = batch[i]->env_fd, .data_only = true };
+		linked++;
+	}
+	const char *what = linked > 0 ? open_folders(batch[0]->spool, dirs) : NULL;
+	int folder_error = what != NULL ? errno : 0;
+	if (what == NULL && linked > 0)
+		for (size_t i = 0; i < 2; i++)
+			jobs[njobs++] = (struct sync_job){ .fd = dirs[i], .data_only = false };
+	syncs_run(syncs, jobs, njobs);
+	for (size_t i = 0; what == NULL && linked > 0 && i < 2; i++)
+		if (jobs[2 * linked + i].error != 0) {
+			what = folder_what[i];
+			folder_error = jobs[2 * linked + i].error;
+		}
+	if (dirs[0] >= 0)
+		close(dirs[0]), close(dirs[1]);
+	for (size_t i = 0, j = 0; i < n; i++) {
+		if (batch[i]->outcome != QQ_QUEUED)
+			continue;
+		int error = jobs[j].error ? jobs[j].error : jobs[j + 1].error;
+		int closed = close_files(batch[i]);
+		j += 2;
+		if (error != 0 || closed != 0) {
+			take_back(batch[i], incoming[i]);
+			failed(batch[i], QQ_WRITE_ERROR, "fdatasync", error ? error : closed);
+		} else if (what != NULL) {
+			take_back(batch[i], incoming[i]);
+			failed(batch[i], QQ_WRITE_ERROR, what, folder_error);
+		}
+	}
+}
+
+void commit_batch(struct syncs *syncs, struct commit *const *batch, size_t n)
+{
+	char (*incoming)[PATH_MAX] = calloc(n ? n : 1, PATH_MAX);
+	struct sync_job *jobs = calloc(2 * n + 2, sizeof *jobs);
+
+	for (size_t i = 0; i < n; i++) {
+		if (incoming == NULL || jobs == NULL)
 			failed(batch[i], QQ_NO_MEMORY, "malloc", ENOMEM);
 		else if (batch[i]->outcome == QQ_QUEUED)
 			start_writeback(batch[i]);
 	}
-	for (size_t i = 0; incoming != NULL && i < n; i++)
-		if (batch[i]->outcome == QQ_QUEUED && link_one(batch[i], incoming[i], PATH_MAX) ==
-		    QQ_QUEUED)
-			linked++;
-	for (size_t i = 0; incoming != NULL && i < n; i++) {
-		if (batch[i]->outcome != QQ_QUEUED || sync_one(batch[i]) == QQ_QUEUED)
-			continue;
-		take_back(batch[i], incoming[i]);
-		linked--;
-	}
-	const char *what = linked > 0 ? sync_folders(batch[0]->spool) : NULL;
-	if (what != NULL) {
-		int error = errno;	/* no name of this batch is known durable */
-		for (size_t i = 0; i < n; i++) {
-			if (batch[i]->outcome != QQ_QUEUED)
-				continue;
-			take_back(batch[i], incoming[i]);
-			failed(batch[i], QQ_WRITE_ERROR, what, error);
-		}
-	}
+	for (size_t i = 0; incoming != NULL && jobs != NULL && i < n; i++)
+		if (batch[i]->outcome == QQ_QUEUED)
+			link_one(batch[i], incoming[i], PATH_MAX);
+	if (incoming != NULL && jobs != NULL)
+		sync_batch(syncs, batch, n, incoming, jobs);
 	for (size_t i = 0; i < n; i++) {
 		if (batch[i]->outcome == QQ_QUEUED)
 			batch[i]->mess_path[0] = '\0';	/* committed: it stays */
 		commit_abort(batch[i]);	/* the tmp/ name, linked or not */
 	}
+	free(jobs);
 	free(incoming);
 }
 

@@ -7,8 +7,9 @@
  * a batch of them durable and visible as tern-queue(8) says: the
  * writeback of every file started, each envelope file linked into
  * incoming/ before it is durable (a torn file fails its CRC), each file
- * fdatasync'd and closed, then ONE fsync of mess/ and of incoming/ for
- * the whole batch, and only then does a message's outcome say QQ_QUEUED.
+ * fdatasync'd and closed and ONE fsync of mess/ and of incoming/ for the
+ * whole batch, all these syncs issued at once (syncs.h), and only once
+ * all have returned does a message's outcome say QQ_QUEUED.
  * A message whose outcome is anything else is in no folder delivery
  * reads (unless tern-deliver took it in meanwhile: then it is delivered,
  * at least once): a failure of a folder's fsync takes back every link of
@@ -60,7 +61,10 @@ int commit_add_envelope(struct commit *c, time_t queued, const char *sender,
 			char *const *rcpts, size_t nrcpts);
 /* Commits the N messages of BATCH (all in one spool; each one's outcome
  * QQ_QUEUED so far) as this header says, and sets each one's outcome. */
-void commit_batch(struct commit *const *batch, size_t n);
+struct syncs;
+/* SYNCS: the threads that run the batch's syncs at once; NULL: one after
+ * another. */
+void commit_batch(struct syncs *syncs, struct commit *const *batch, size_t n);
 /* Drops the message: closes and removes tmp/ID and mess/ID. */
 void commit_abort(struct commit *c);
 

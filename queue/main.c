@@ -150,7 +150,7 @@ static int queue_one(struct job *job, struct envelope_in *env, struct qq_envelop
 				parsed->nrcpts) != QQ_QUEUED)
 		return fail_commit(job);
 	struct commit *batch[] = { &job->commit };
-	commit_batch(batch, 1);
+	commit_batch(NULL, batch, 1);	/* one message: no threads for it */
 	if (job->commit.outcome != QQ_QUEUED)
 		return fail(job, job->commit.outcome, job->commit.what, job->commit.error);
 	spool_poke(job->spool);

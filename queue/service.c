@@ -23,6 +23,7 @@
 #include "packet.h"
 #include "queue_protocol.h"
 #include "spool.h"
+#include "syncs.h"
 #include "util.h"
 
 #define EXIT_CANNOT_START 111
@@ -89,6 +90,7 @@ struct service {
 	struct commit **batch;
 	size_t nready;
 	uint64_t size_limit;
+	struct syncs syncs;	/* a round's fsyncs, side by side */
 	bool stopping;
 };
 
@@ -540,7 +542,7 @@ static void commit_round(struct service *s)
 
 	if (s->nready == 0)
 		return;
-	commit_batch(s->batch, s->nready);
+	commit_batch(&s->syncs, s->batch, s->nready);
 	for (size_t i = 0; i < s->nready; i++) {
 		struct conn *c = s->ready[i];
 		struct commit *m = &c->commit;
@@ -716,6 +718,9 @@ static int setup(struct service *s, const char *config_path)
 		fprintf(stderr, "tern-queue: --service: %s\n", strerror(errno));
 		return -1;
 	}
+	if (syncs_start(&s->syncs) < 0)	/* slower, never wrong: one after another */
+		log_event("error", "what=threads error=\"%s; syncs run one after another\"",
+			  strerror(errno));
 	return 0;
 }
 
@@ -730,6 +735,7 @@ static void teardown(struct service *s)
 	free(s->buf);
 	if (s->signal_fd >= 0)
 		close(s->signal_fd);
+	syncs_stop(&s->syncs);
 }
 
 int service_main(const char *config_path)

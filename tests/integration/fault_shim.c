@@ -48,15 +48,15 @@ static int fd_qualifies(int fd, const char *default_path)
 }
 
 /* Counts a fault about to be injected; 0 once TERN_FAULT_TIMES are used. */
+/* Atomic: the queue service runs a batch's syncs from several threads. */
 static int take_a_turn(void)
 {
 	static long used;
 	const char *times = getenv("TERN_FAULT_TIMES");
 
-	if (times != NULL && used >= atol(times))
-		return 0;
-	used++;
-	return 1;
+	if (times == NULL)
+		return 1;
+	return __atomic_fetch_add(&used, 1, __ATOMIC_SEQ_CST) < atol(times);
 }
 
 int fsync(int fd)

@@ -19,5 +19,6 @@ Suite *spool_v2_suite(void);
 Suite *queue_protocol_suite(void);
 Suite *heap_suite(void);
 Suite *local_protocol_suite(void);
+Suite *syncs_suite(void);
 
 #endif
