@@ -508,6 +508,75 @@ START_TEST(fault_replies)
 }
 END_TEST
 
+/* feed() without an assertion a call (check records each one): IN in
+ * pieces of CHUNK octets (0: whole) into R; false if a piece broke the
+ * rules feed() checks. */
+static bool feed_quietly(const struct data_limits *limits, const char *in, size_t len,
+			 size_t chunk, struct result *r, char *out)
+{
+	struct data_state d;
+	char piece_out[1300];
+
+	memset(r, 0, sizeof *r);
+	r->out = out;
+	data_start(&d, limits);
+	while (r->consumed < len) {
+		size_t want = len - r->consumed, got = 0;
+		if (chunk > 0 && want > chunk)
+			want = chunk;
+		size_t used = data_feed(&d, in + r->consumed, want, piece_out, &got);
+		if (used > want || got > used || (!d.done && used != want))
+			return false;
+		memcpy(out + r->outlen, piece_out, got);
+		r->outlen += got;
+		r->consumed += used;
+		if (d.done)
+			break;
+	}
+	r->done = d.done;
+	r->fault = d.fault;
+	r->size = d.size;
+	return true;
+}
+
+/* The body's bulk copy (body_run) against the octet-by-octet path: random
+ * messages of long and short lines, CR, LF, NUL and dots, under limits that
+ * the runs reach, fed whole and one octet at a time (a one-octet run is
+ * what emit() does with a plain octet), must come out the same. */
+START_TEST(bulk_copy_is_the_same_as_octet_by_octet)
+{
+	static const char alphabet[] = "ab.:\r\n\r\n\r\n \0xyz";
+	const struct data_limits tight = {
+		.max_message_size = 700, .max_header_size = 200,
+		.max_line_length = 90, .max_received = 3,
+	};
+	char in[1200];
+
+	srandom(7);
+	for (int round = 0; round < 3000; round++) {
+		size_t len = (size_t)(random() % (sizeof in - 5));
+		for (size_t i = 0; i < len; i++)	/* runs of plain text, then a special */
+			in[i] = random() % 4 ? 'a' + random() % 26
+					     : alphabet[random() % (sizeof alphabet - 1)];
+		if (round % 2)	/* half of them end properly */
+			memcpy(in + len, "\r\n.\r\n", 5), len += 5;
+		const struct data_limits *limits = round % 3 ? &tight : &roomy;
+		struct result whole, octets;
+		char whole_out[sizeof in], octets_out[sizeof in];
+		bool fine = feed_quietly(limits, in, len, 0, &whole, whole_out) &&
+			    feed_quietly(limits, in, len, 1, &octets, octets_out);
+		if (!fine || whole.consumed != octets.consumed || whole.outlen != octets.outlen ||
+		    memcmp(whole.out, octets.out, whole.outlen) != 0 ||
+		    whole.done != octets.done || whole.fault != octets.fault ||
+		    whole.size != octets.size)
+			ck_abort_msg("round %d (%zu octets): whole and octet by octet differ", round,
+				     len);
+		if (round % 2 && limits == &roomy)	/* the check can fail: these end */
+			ck_assert(whole.done);
+	}
+}
+END_TEST
+
 Suite *data_suite(void)
 {
 	Suite *s = suite_create("data");
@@ -527,6 +596,7 @@ Suite *data_suite(void)
 	tcase_add_test(tc, too_many_received_headers);
 	tcase_add_test(tc, first_fault_wins);
 	tcase_add_test(tc, byte_at_a_time_is_the_same);
+	tcase_add_test(tc, bulk_copy_is_the_same_as_octet_by_octet);
 	tcase_add_test(tc, rate_limit);
 	tcase_add_test(tc, fault_replies);
 	suite_add_tcase(s, tc);
