@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 
+import harness
 from harness import Instance, wait_until
 
 BODY = "Subject: intake\r\n\r\nline one\r\n"
@@ -39,7 +40,10 @@ def traced_deliver(t, out):
     t.deliver_proc = subprocess.Popen(
         ["strace", "-f", "-y", "-qq", "-o", out, "-e", "trace=link,fsync",
          t.program("tern-deliver"), "-C", t.conf],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=t.env())
+        stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+        # LeakSanitizer cannot run under ptrace
+        env=t.env({"ASAN_OPTIONS": "abort_on_error=0:detect_leaks=0"}
+                  if harness.SANITIZED else None))
     log.close()
     wait_until(lambda: t.log("deliver").count("start spool=") > starts, 20,
                "tern-deliver to start")
