@@ -59,8 +59,8 @@ static void retry_later(struct deliver *d, const char *id)
 }
 
 /* A load from FOLDER failed for a reason that may pass: one from queue/
- * is tried again at the next scan; one from incoming/ is still there for
- * that scan to take in. */
+ * is tried again at the next scan; take_in moves one from incoming/ to
+ * queue/ and reads it again there at once. */
 static void retry_load(struct deliver *d, const char *folder, const char *id)
 {
 	if (strcmp(folder, SPOOL_QUEUE) == 0)
@@ -148,8 +148,12 @@ bool evict_if_idle(struct deliver *d, struct message *m, time_t now)
 	    (scheduled && m->wake.when <= now))
 		return false;
 	/* the backlog reads queue/ */
-	if (move_to_queue(d, m) < 0)
-		return false;
+	if (move_to_queue(d, m) < 0) {
+		if (!m->doomed)
+			return false;
+		remove_message(&d->store, d->conf.spool, m);
+		return true;
+	}
 	/* nothing due: one held for good waits for its release on disk alone */
 	if (scheduled && to_backlog(d, m->id, m->wake.when, 0) < 0)
 		return false;
@@ -259,7 +263,8 @@ static struct message *load_from(struct deliver *d, const char *folder, const ch
 }
 
 /* Links incoming/ID to queue/ID: 1 if it did, 0 if queue/ID already was
- * that very file (a take-in cut short by a crash), -1 if it stays. */
+ * that very file (a take-in cut short by a crash), -2 if there is no
+ * incoming/ID, -1 if it stays. */
 static int link_in(struct deliver *d, const char *id)
 {
 	char incoming[PATH_MAX], queued[PATH_MAX];
@@ -271,7 +276,7 @@ static int link_in(struct deliver *d, const char *id)
 	if (link(incoming, queued) == 0)
 		return 1;
 	if (errno == ENOENT)
-		return -1;	/* not (or no longer) in incoming/ */
+		return -2;	/* not (or no longer) in incoming/ */
 	if (errno != EEXIST) {
 		log_event("error", "id=%s what=link error=%s", id, strerror(errno));
 		return -1;
@@ -332,6 +337,15 @@ int move_to_queue(struct deliver *d, struct message *m)
 	if (!m->in_incoming)
 		return 0;
 	int linked = link_in(d, m->id);
+	if (linked == -2) {
+		/* read in incoming/ while its commit was under way, and taken
+		 * back when that failed (the client was refused): not ours */
+		log_event("error", "id=%s what=gone error=\"incoming/%s is gone before its move; "
+			  "dropped, it was never acknowledged\"", m->id, m->id);
+		m->doomed = true;
+		errno = ENOENT;
+		return -1;
+	}
 	if (linked < 0) {
 		errno = EEXIST;	/* link_in logged why */
 		return -1;
@@ -390,9 +404,10 @@ static void take_in(struct deliver *d, char (*ids)[QID_MAX], size_t n)
 		if (m == NULL && !window_full(d) && !maybe_in(d, SPOOL_QUEUE, ids[i])) {
 			discard_state(d->conf.spool, ids[i]);	/* no past: a leftover */
 			m = load_from(d, SPOOL_INCOMING, ids[i], false);
-			if (m != NULL && m->format != SPOOL_FORMAT_V2 && move_to_queue(d, m) < 0)
+			bool loaded = m != NULL;
+			if (loaded && m->format != SPOOL_FORMAT_V2 && move_to_queue(d, m) < 0)
 				forget_message(&d->store, m);	/* the next scan tries again */
-			if (m != NULL || !maybe_in(d, SPOOL_INCOMING, ids[i]))
+			if (loaded || !maybe_in(d, SPOOL_INCOMING, ids[i]))
 				continue;
 		}
 		if (moving != i)
@@ -406,7 +421,8 @@ void take_in_one(struct deliver *d, const char *id)
 {
 	char one[1][QID_MAX];
 
-	if (str_copy(one[0], sizeof one[0], id))
+	/* a request may name anything: only a message in incoming/ */
+	if (qid_valid(id) && maybe_in(d, SPOOL_INCOMING, id) && str_copy(one[0], sizeof one[0], id))
 		take_in(d, one, 1);
 }
 

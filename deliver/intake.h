@@ -60,7 +60,10 @@ void scan_incoming(struct deliver *d, time_t now);
 void take_in_one(struct deliver *d, const char *id);
 
 /* M from incoming/ to queue/, if it is not there yet: 0, or -1 (errno
- * set, logged; it stays in incoming/). */
+ * set, logged; it stays in incoming/).  If incoming/ID is gone (read while
+ * its commit was under way, then taken back when that failed: the client
+ * was refused), -1 with ENOENT and M doomed: it is removed, and never
+ * reported. */
 int move_to_queue(struct deliver *d, struct message *m);
 /* M's recipients into state/ID, M moved to queue/ first: 0, or -1 with
  * errno set. */

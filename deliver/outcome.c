@@ -139,6 +139,10 @@ static bool settle_message(struct deliver *d, struct message *m, time_t now)
 	if (failed) {
 		if (m->dirty && record_state(d, m) == 0)
 			m->dirty = false;
+		if (m->doomed) {	/* taken back by its commit: no report */
+			remove_message(&d->store, d->conf.spool, m);
+			return false;
+		}
 		send_bounces(d, m, now);
 		if (m->inflight > 0)
 			return true;	/* its report's end settles it again */
@@ -153,10 +157,14 @@ static bool settle_message(struct deliver *d, struct message *m, time_t now)
 	}
 	send_delay_warnings(d, m, now);
 	if (m->dirty) {
-		if (record_state(d, m) < 0)
-			log_event("error", "id=%s what=state error=%s", m->id, strerror(errno));
-		else
+		if (record_state(d, m) == 0) {
 			m->dirty = false;
+		} else if (m->doomed) {	/* taken back by its commit (logged) */
+			remove_message(&d->store, d->conf.spool, m);
+			return false;
+		} else {
+			log_event("error", "id=%s what=state error=%s", m->id, strerror(errno));
+		}
 	}
 	return true;
 }

@@ -41,7 +41,7 @@ struct message {
 	unsigned char *delivering;	/* per recipient: with a local agent; NULL: none yet */
 	unsigned inflight;
 	bool dirty;		/* rcpts differ from state/ID */
-	bool doomed;		/* ternctl delete: remove when idle */
+	bool doomed;		/* ternctl delete, or its commit taken back: remove when idle */
 	bool sender_refused;	/* the queue refused a report to the sender for good */
 	bool in_incoming;	/* its envelope is still incoming/ID: no state/ID yet */
 };

@@ -30,9 +30,11 @@
 #define SERVICE_SEALS (F_SEAL_SEAL | F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW)
 /* The pipe to the service holds this much if the kernel lets it (the
  * default is 64 KiB): a message this size is written whole while the
- * service commits others, so a commit holds up no session's DATA.  Small
- * enough that the 250 sessions a uid may have (queue_connections_per_uid)
- * stay within Linux's 64 MiB of pipes a user (pipe-user-pages-soft). */
+ * service commits others, so a commit holds up no session's DATA.  The
+ * 250 sessions a uid may have (queue_connections_per_uid) hold 62.5 MiB:
+ * just within Linux's 64 MiB of pipes a user (pipe-user-pages-soft), past
+ * which every new pipe of that user gets 2 pages.  A larger cap or pipe
+ * wants that limit raised. */
 #define SERVICE_PIPE_SIZE (256 << 10)
 
 static int64_t now_ms(void)

@@ -45,24 +45,30 @@ int syncs_start(struct syncs *s)
 	sigset_t all, old;
 
 	memset(s, 0, sizeof *s);
-	if (pthread_mutex_init(&s->lock, NULL) != 0)
+	int err = pthread_mutex_init(&s->lock, NULL);
+	if (err != 0) {
+		errno = err;
 		return -1;
+	}
 	pthread_cond_init(&s->work, NULL);
 	pthread_cond_init(&s->done, NULL);
 	/* the threads inherit a mask that blocks everything: every signal is
 	 * the main thread's (the service reads its own on a signalfd) */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	for (size_t i = 0; i < SYNC_THREADS; i++) {
-		int err = pthread_create(&s->threads[i], NULL, worker, s);
-		if (err != 0) {
-			errno = err;
-			break;
-		}
-		s->nthreads++;
+	for (size_t i = 0; i < SYNC_THREADS && err == 0; i++) {
+		err = pthread_create(&s->threads[i], NULL, worker, s);
+		if (err == 0)
+			s->nthreads++;
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return s->nthreads > 0 ? 0 : -1;
+	if (s->nthreads > 0)
+		return 0;
+	pthread_cond_destroy(&s->work);
+	pthread_cond_destroy(&s->done);
+	pthread_mutex_destroy(&s->lock);
+	errno = err;
+	return -1;
 }
 
 void syncs_run(struct syncs *s, struct sync_job *jobs, size_t n)

@@ -181,9 +181,11 @@ static int close_files(struct commit *c)
 }
 
 /* A linked message that failed after its link: its incoming/ name goes
- * first.  If tern-deliver has taken it in already (the name is gone), its
- * mess/ID stays for that delivery (the client, told 53, may send it
- * again: at least once). */
+ * first.  If the name is gone already, tern-deliver has moved the message
+ * to queue/ (or delivered and removed it): its mess/ID stays for that
+ * delivery (the client, told 53, may send it again: at least once).  One
+ * tern-deliver read where it was loses its name now, and is dropped by
+ * tern-deliver, unless a delivery holds mess/ID open already. */
 static void take_back(struct commit *c, char *incoming)
 {
 	if (incoming[0] == '\0')
@@ -257,7 +259,8 @@ static void sync_batch(struct syncs *syncs, struct commit *const *batch, size_t 
 		j += 2;
 		if (error != 0 || closed != 0) {
 			take_back(batch[i], incoming[i]);
-			failed(batch[i], QQ_WRITE_ERROR, "fdatasync", error ? error : closed);
+			failed(batch[i], QQ_WRITE_ERROR, error ? "fdatasync" : "close",
+			       error ? error : closed);
 		} else if (what != NULL) {
 			take_back(batch[i], incoming[i]);
 			failed(batch[i], QQ_WRITE_ERROR, what, folder_error);

@@ -11,9 +11,11 @@
  * whole batch, all these syncs issued at once (syncs.h), and only once
  * all have returned does a message's outcome say QQ_QUEUED.
  * A message whose outcome is anything else is in no folder delivery
- * reads (unless tern-deliver took it in meanwhile: then it is delivered,
- * at least once): a failure of a folder's fsync takes back every link of
- * that batch, since none of them is known to be durable.  Whatever
+ * reads: a failure of a folder's fsync takes back every link of that
+ * batch, since none of them is known to be durable.  (tern-deliver may
+ * have read it meanwhile: a delivery already holding mess/ID completes,
+ * at least once; one moved to queue/ keeps its mess/ID; tern-deliver
+ * drops the rest when it finds incoming/ID gone.)  Whatever
  * happens, tmp/ID is gone when commit_batch or commit_abort returns, and
  * mess/ID too unless the message is queued.  The spool's format is
  * written here and in lib/spool.c, nowhere else. */

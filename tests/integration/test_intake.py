@@ -118,3 +118,28 @@ def test_a_message_left_in_incoming_by_a_crash_is_taken_in_as_new():
         assert "error id=%s what=state error=\"a leftover state file, removed\"" % qid \
             in t.log("deliver"), t.log("deliver")
 
+
+
+def test_a_message_whose_commit_was_taken_back_is_dropped_not_kept():
+    # tern-deliver may read a message in incoming/ while its commit is
+    # still under way; if that commit then fails, tern-queue takes the
+    # name back (the client was refused) and the move before the first
+    # state file finds no incoming/ID: link(2) says ENOENT, injected here
+    env = {"LD_PRELOAD": harness.FAULT_SHIM, "TERN_FAULT": "link",
+           "TERN_FAULT_PROGRAM": "tern-deliver", "TERN_FAULT_ERRNO": "2",
+           "TERN_FAULT_TIMES": "1"}
+    if harness.SANITIZED:
+        env["ASAN_OPTIONS"] = "abort_on_error=0:detect_leaks=1:verify_asan_link_order=0"
+    with Instance(deliver=False, conf="retry_first = 1s\nretry_max = 1s") as t:
+        shutil.rmtree(t.maildir("bob"))
+        t.start_deliver(env)
+        qid = send(t, ["alice@example.test", "bob@example.test"])
+        wait_until(lambda: "removed id=%s" % qid in t.log("deliver"), 20, "its removal")
+        log = t.log("deliver")
+        assert "error id=%s what=gone " % qid in log, log
+        t.wait_spool_empty()
+        # no retry of bob, no report of it: the message was never acknowledged
+        make_maildir(t.maildir("bob"))
+        t.ternctl("flush")
+        assert len(t.messages("alice")) == 1 and t.messages("bob") == []
+        assert log.count("delivered id=%s " % qid) == 1, log
