@@ -2,6 +2,7 @@
 in incoming/, and moves to queue/ only before its first state file.
 
 See tern-deliver(8) (incoming/) and tern-queue(8) (CRASH SAFETY)."""
+import contextlib
 import os
 import shutil
 import signal
@@ -51,25 +52,44 @@ def traced_deliver(t, out):
 
 def stop_traced(t):
     """SIGTERM to tern-deliver itself (strace would detach and leave it)."""
+    if t.deliver_proc is None:
+        return
     tracer = t.deliver_proc.pid
-    with open("/proc/%d/task/%d/children" % (tracer, tracer)) as f:
-        (child,) = f.read().split()
-    os.kill(int(child), signal.SIGTERM)
+    with contextlib.suppress(FileNotFoundError, ProcessLookupError, ValueError):
+        with open("/proc/%d/task/%d/children" % (tracer, tracer)) as f:
+            (child,) = f.read().split()
+        os.kill(int(child), signal.SIGTERM)
     t.deliver_proc.wait(timeout=30)
     t.deliver_proc = None
+
+
+@contextlib.contextmanager
+def traced(t, out):
+    """tern-deliver under strace for the block, stopped after it, even when
+    an assertion fails in it."""
+    traced_deliver(t, out)
+    try:
+        yield
+    finally:
+        stop_traced(t)
+
+
+def logged_removed(t, qids):
+    """Every one of QIDS removed, in the log (a moment after its files go)."""
+    return all("removed id=%s" % q in t.log("deliver") for q in qids)
 
 
 def test_a_message_delivered_at_once_never_moves_to_queue():
     with Instance(deliver=False) as t:
         out = os.path.join(t.dir, "deliver.strace")
-        traced_deliver(t, out)
-        qids = [send(t, ["alice@example.test"]) for _ in range(3)]
-        t.wait_for_messages("alice", 3)
-        t.wait_spool_empty()
-        log = t.log("deliver")
-        for qid in qids:
-            assert "delivered id=%s " % qid in log and "removed id=%s" % qid in log, log
-        stop_traced(t)
+        with traced(t, out):
+            qids = [send(t, ["alice@example.test"]) for _ in range(3)]
+            t.wait_for_messages("alice", 3)
+            t.wait_spool_empty()
+            wait_until(lambda: logged_removed(t, qids), 20, "the removals logged")
+            log = t.log("deliver")
+            for qid in qids:
+                assert "delivered id=%s " % qid in log, log
         with open(out) as f:
             calls = f.read()
         # no link into queue/, no fsync of it (the next test's deferral has both)
@@ -80,12 +100,11 @@ def test_a_deferred_message_moves_to_queue_before_its_state_file():
     with Instance(deliver=False, conf="retry_first = 1h\nretry_max = 1h") as t:
         out = os.path.join(t.dir, "deliver.strace")
         shutil.rmtree(t.maildir("bob"))
-        traced_deliver(t, out)
-        qid = send(t, ["alice@example.test", "bob@example.test"])
-        t.wait_for_messages("alice", 1)
-        wait_until(lambda: folder_has(t, "state", qid), 20, "bob's deferral recorded")
-        assert folder_has(t, "queue", qid) and not folder_has(t, "incoming", qid)
-        stop_traced(t)
+        with traced(t, out):
+            qid = send(t, ["alice@example.test", "bob@example.test"])
+            t.wait_for_messages("alice", 1)
+            wait_until(lambda: folder_has(t, "state", qid), 20, "bob's deferral recorded")
+            assert folder_has(t, "queue", qid) and not folder_has(t, "incoming", qid)
         with open(out) as f:
             calls = [line for line in f.read().splitlines() if "/spool/" in line]
         link = next(i for i, c in enumerate(calls)
