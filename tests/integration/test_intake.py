@@ -10,6 +10,7 @@ import subprocess
 
 import harness
 from harness import Instance, wait_until
+from test_spool import fault_env  # the shim, in tern-deliver only
 
 BODY = "Subject: intake\r\n\r\nline one\r\n"
 
@@ -144,11 +145,7 @@ def test_a_message_whose_commit_was_taken_back_is_dropped_not_kept():
     # still under way; if that commit then fails, tern-queue takes the
     # name back (the client was refused) and the move before the first
     # state file finds no incoming/ID: link(2) says ENOENT, injected here
-    env = {"LD_PRELOAD": harness.FAULT_SHIM, "TERN_FAULT": "link",
-           "TERN_FAULT_PROGRAM": "tern-deliver", "TERN_FAULT_ERRNO": "2",
-           "TERN_FAULT_TIMES": "1"}
-    if harness.SANITIZED:
-        env["ASAN_OPTIONS"] = "abort_on_error=0:detect_leaks=1:verify_asan_link_order=0"
+    env = fault_env(TERN_FAULT="link", TERN_FAULT_ERRNO="2", TERN_FAULT_TIMES="1")
     with Instance(deliver=False, conf="retry_first = 1s\nretry_max = 1s") as t:
         shutil.rmtree(t.maildir("bob"))
         t.start_deliver(env)
