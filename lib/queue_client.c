@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "packet.h"
 #include "util.h"
 
 /* How often queue_wait looks again where the kernel has no pidfd. */
@@ -184,30 +185,9 @@ static int service_connect(const struct queue_target *t, int64_t greet_by)
 static int send_begin(int sock, const char *qid, int fd)
 {
 	char line[QS_LINE_MAX];
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} control;
 	int n = qs_format_begin(line, sizeof line, qid);
 
-	if (n < 0)
-		return -1;
-	memset(&control, 0, sizeof control);
-	struct iovec iov = { .iov_base = line, .iov_len = (size_t)n };
-	struct msghdr mh = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = control.buf, .msg_controllen = sizeof control.buf,
-	};
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof fd);
-	ssize_t sent;
-	do
-		sent = sendmsg(sock, &mh, MSG_NOSIGNAL);
-	while (sent < 0 && errno == EINTR);
-	return sent == n ? 0 : -1;
+	return n < 0 ? -1 : packet_send(sock, line, (size_t)n, fd);
 }
 
 /* T's qid, or a fresh one, into Q. */
