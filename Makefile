@@ -39,6 +39,9 @@ ALL_LDFLAGS = $(SAN) -Wl,--as-needed $(LDFLAGS)
 # independent archive (libcdb-dev ships it): one shared object fewer to
 # map and relocate at each start.
 CDB_STATIC = -l:libcdb_pic.a
+# AUTH's crypt(3) and base64 too, from libcrypt's and libresolv's archives:
+# NEEDED stays libc only.
+AUTH_STATIC = -l:libcrypt.a -l:libresolv.a
 
 GNUTLS_CFLAGS = $(shell pkg-config --cflags gnutls 2>/dev/null)
 GNUTLS_LIBS   = $(shell pkg-config --libs gnutls 2>/dev/null || echo -lgnutls)
@@ -97,7 +100,7 @@ $(LIBTERN): $(LIB_OBJ)
 
 $(B)/tern-smtpd: $(SMTPD_OBJ) $(LIBTERN)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CDB_STATIC)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CDB_STATIC) $(AUTH_STATIC)
 $(B)/tern-queue: $(QUEUE_OBJ) $(LIBTERN)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^
@@ -122,7 +125,7 @@ $(B)/bench/first_reply: $(B)/tests/bench/first_reply.o
 
 $(B)/unit-tests: $(UNIT_OBJ) $(LIBTERN)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcdb $(CHECK_LIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcdb -lcrypt -lresolv $(CHECK_LIBS)
 
 $(B)/fault-shim.so: tests/integration/fault_shim.c
 	@mkdir -p $(dir $@)
