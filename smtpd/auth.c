@@ -30,8 +30,8 @@
 #define WAIT_POLL_FIRST_MS 1
 #define WAIT_POLL_MAX_MS 50
 
-/* Hashed in place of an unknown user's hash: yescrypt at libxcrypt's default cost, what
- * crypt_gensalt_rn(NULL, 0, ...) (and so ternctl passwd) makes. */
+/* Hashed in place of an unknown user's hash: yescrypt at libxcrypt's default cost, as
+ * ternctl passwd makes them (crypt_gensalt_rn("$y$", 0, ...)). */
 static const char dummy_hash[] =
 	"$y$j9T$UFNc6prMfRFIl2FJiYrMS.$aMy0Soa0hFqAvb130X8D6PQFfaDd8pUoRwXeG3j6j2.";
 
