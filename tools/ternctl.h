@@ -20,6 +20,7 @@ int cmd_check(struct ctl *ctl);
 int cmd_queue(struct ctl *ctl);
 int cmd_show(struct ctl *ctl);
 int cmd_stats(struct ctl *ctl);
+int cmd_passwd(struct ctl *ctl);
 int cmd_request(struct ctl *ctl, const char *verb);	/* flush, delete, hold, ... */
 
 /* Writes a self-signed certificate and key for HOSTNAME (0600 key). */
