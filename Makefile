@@ -88,7 +88,7 @@ $(B)/%.o: %.c $(B)/paths.stamp
 $(B)/tests/unit/%.o: tests/unit/%.c $(B)/paths.stamp
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
-	$(Q)$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Itools -c -o $@ $<
 
 $(B)/tools/%.o: tools/%.c $(B)/paths.stamp
 	@mkdir -p $(dir $@)
@@ -121,7 +121,7 @@ $(B)/tern-local: $(LOCAL_OBJ) $(LIBTERN)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^
 $(B)/ternctl: $(CTL_OBJ) $(LIBTERN)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcdb $(GNUTLS_LIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcdb $(GNUTLS_LIBS) -lcrypt
 
 $(B)/bench/spool_fill: $(B)/tests/bench/spool_fill.o $(LIBTERN)
 	@mkdir -p $(dir $@)
@@ -132,7 +132,9 @@ $(B)/bench/first_reply: $(B)/tests/bench/first_reply.o
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^
 
-$(B)/unit-tests: $(UNIT_OBJ) $(LIBTERN)
+# ternctl's users-file editing is plain text work: tested as a unit too
+UNIT_TOOLS_OBJ := $(B)/tools/ternctl_users.o
+$(B)/unit-tests: $(UNIT_OBJ) $(UNIT_TOOLS_OBJ) $(LIBTERN)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcdb $(CHECK_LIBS)
 
