@@ -60,6 +60,10 @@ DELIVER_OBJ := $(addprefix $(B)/deliver/,main.o store.o intake.o outcome.o repor
 		 schedule.o queue_service.o)
 LOCAL_OBJ   := $(B)/deliver/local.o
 CTL_OBJ     := $(patsubst %.c,$(B)/%.o,$(wildcard tools/ternctl*.c))
+# tern-smtpd's TLS module: the one part of it that links GnuTLS, loaded
+# with dlopen only by a session that asks for TLS (smtpd/tls_module.h).
+TLS_MODULE  := $(B)/tern-smtpd-tls.so
+TLS_OBJ     := $(B)/smtpd/tls/module.o
 
 BENCH_TOOLS := $(B)/bench/spool_fill $(B)/bench/first_reply
 BENCH_OBJ   := $(patsubst %.c,$(B)/%.o,$(wildcard tests/bench/*.c))
@@ -69,7 +73,7 @@ UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/%.o)
 
 .PHONY: all check run deps deps-build deps-run deps-test deps-fuzz install bench asan clean \
 	FORCE fuzz fuzz-build fuzz-ci
-all: $(addprefix $(B)/,$(PROGRAMS))
+all: $(addprefix $(B)/,$(PROGRAMS)) $(TLS_MODULE)
 
 # The compiled-in paths, rewritten only when they change: every object
 # depends on it, so `make PREFIX=/x install` after `make` rebuilds them.
@@ -87,12 +91,17 @@ $(B)/%.o: %.c $(B)/paths.stamp
 $(B)/tests/unit/%.o: tests/unit/%.c $(B)/paths.stamp
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
-	$(Q)$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Itools -c -o $@ $<
 
 $(B)/tools/%.o: tools/%.c $(B)/paths.stamp
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) $(GNUTLS_CFLAGS) -c -o $@ $<
+
+$(B)/smtpd/tls/%.o: smtpd/tls/%.c $(B)/paths.stamp
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -Ismtpd -fPIC $(GNUTLS_CFLAGS) -c -o $@ $<
 
 $(LIBTERN): $(LIB_OBJ)
 	@rm -f $@
@@ -101,6 +110,9 @@ $(LIBTERN): $(LIB_OBJ)
 $(B)/tern-smtpd: $(SMTPD_OBJ) $(LIBTERN)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CDB_STATIC) $(AUTH_STATIC)
+$(TLS_MODULE): $(TLS_OBJ)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -shared -o $@ $^ $(GNUTLS_LIBS)
 $(B)/tern-queue: $(QUEUE_OBJ) $(LIBTERN)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^
@@ -112,7 +124,7 @@ $(B)/tern-local: $(LOCAL_OBJ) $(LIBTERN)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^
 $(B)/ternctl: $(CTL_OBJ) $(LIBTERN)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcdb $(GNUTLS_LIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcdb $(GNUTLS_LIBS) -lcrypt
 
 $(B)/bench/spool_fill: $(B)/tests/bench/spool_fill.o $(LIBTERN)
 	@mkdir -p $(dir $@)
@@ -123,7 +135,9 @@ $(B)/bench/first_reply: $(B)/tests/bench/first_reply.o
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^
 
-$(B)/unit-tests: $(UNIT_OBJ) $(LIBTERN)
+# ternctl's users-file editing is plain text work: tested as a unit too
+UNIT_TOOLS_OBJ := $(B)/tools/ternctl_users.o
+$(B)/unit-tests: $(UNIT_OBJ) $(UNIT_TOOLS_OBJ) $(LIBTERN)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcdb -lcrypt -lresolv $(CHECK_LIBS)
 
@@ -170,7 +184,7 @@ fuzz-ci: deps-fuzz
 	@sh tests/fuzz/run.sh ci $(FB) $(FUZZ_CI_RUNS) $(FUZZ_NAMES)
 
 -include $(LIB_OBJ:.o=.d) $(SMTPD_OBJ:.o=.d) $(QUEUE_OBJ:.o=.d) $(DELIVER_OBJ:.o=.d) \
-	 $(LOCAL_OBJ:.o=.d) $(CTL_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(BENCH_OBJ:.o=.d) \
+	 $(LOCAL_OBJ:.o=.d) $(CTL_OBJ:.o=.d) $(TLS_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(BENCH_OBJ:.o=.d) \
 	 $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d)
 
 # ---- dependencies: Debian packages, installed when missing ----

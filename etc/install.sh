@@ -13,6 +13,7 @@ for p in tern-smtpd tern-queue tern-deliver ternctl; do
 	install -m 755 "$build/$p" "$dest$prefix/sbin/$p"
 done
 install -m 755 "$build/tern-local" "$dest$libexec/tern-local"
+install -m 755 "$build/tern-smtpd-tls.so" "$dest$libexec/tern-smtpd-tls.so"
 for f in man/*.5; do [ -f "$f" ] && install -m 644 "$f" "$dest$prefix/share/man/man5/"; done
 for f in man/*.8; do [ -f "$f" ] && install -m 644 "$f" "$dest$prefix/share/man/man8/"; done
 for f in etc/tern-smtpd.socket etc/tern-smtpd@.service etc/tern-deliver.service \

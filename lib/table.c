@@ -492,8 +492,22 @@ int table_check(const struct tern_conf *c, const char *name,
 	return r < 0 ? -1 : sink.errors;
 }
 
+/* The cdb gets the owner, group and permission bits of its text (users
+ * stays readable by the group that needs it and by no one else).  Giving a
+ * file away fails unless we are root or it is ours already: then the cdb
+ * is not written, rather than left with an owner its readers cannot use. */
+static int take_owner(int fd, const struct stat *text)
+{
+	if (fchown(fd, text->st_uid, text->st_gid) < 0)
+		return -1;
+	return fchmod(fd, text->st_mode & 0777);
+}
+
+enum { COMPILE_REPORTED = -2 };	/* failed, and said why */
+
 /* Writes NAME.cdb.tmp from the text table NAME, into OUT (out->fd < 0:
- * there is no text table).  0, or -1 with nothing left behind. */
+ * there is no text table).  0, or -1 (errno) or COMPILE_REPORTED with
+ * nothing left behind. */
 static int compile_one(const struct tern_conf *c, const char *name,
 		       struct entry_sink *sink, struct atomic_file *out)
 {
@@ -508,20 +522,28 @@ static int compile_one(const struct tern_conf *c, const char *name,
 	if (in == NULL)
 		return errno == ENOENT ? 0 : -1;	/* its cdb goes, see below */
 	snprintf(file, sizeof file, "%s.cdb", name);
-	int r = conf_path(c, file, cdb, sizeof cdb);
-	/* the text's mode: users stays private, the rest readable by all */
-	mode_t mode = fstat(fileno(in), &st) == 0 ? st.st_mode & 0777 : 0600;
 	/* read-write: cdb_make_put(CDB_PUT_REPLACE) reads back earlier records */
-	if (r < 0 || atomic_begin(out, cdb, NULL, mode) < 0) {
+	if (fstat(fileno(in), &st) < 0 || conf_path(c, file, cdb, sizeof cdb) < 0 ||
+	    atomic_begin(out, cdb, NULL, 0600) < 0) {
 		fclose(in);
 		return -1;
+	}
+	if (take_owner(out->fd, &st) < 0) {
+		char line[TABLE_ERROR_MAX];
+		snprintf(line, sizeof line, "%s: cannot give %s its owner %lu:%lu and mode %03o: %s",
+			 name, file, (unsigned long)st.st_uid, (unsigned long)st.st_gid,
+			 (unsigned)(st.st_mode & 0777), strerror(errno));
+		sink->report(line, sink->arg);
+		atomic_abort(out);
+		fclose(in);
+		return COMPILE_REPORTED;
 	}
 	cdb_make_start(&make, out->fd);
 	sink->make = &make;
 	sink->name = name;
 	sink->file = name;
 	sink->first_domain_done = false;
-	r = read_table(in, sink);
+	int r = read_table(in, sink);
 	fclose(in);
 	if (cdb_make_finish(&make) < 0)
 		r = -1;
@@ -539,7 +561,10 @@ int table_compile_all(const struct tern_conf *c,
 	bool system_error = false, removed = false;
 
 	for (size_t i = 0; table_names[i] != NULL; i++) {
-		if (compile_one(c, table_names[i], &sink, &out[i]) < 0) {
+		int r = compile_one(c, table_names[i], &sink, &out[i]);
+		if (r == COMPILE_REPORTED) {
+			system_error = true;
+		} else if (r < 0) {
 			char line[PATH_MAX + 64];
 			snprintf(line, sizeof line, "%s: %s", table_names[i], strerror(errno));
 			sink.report(line, sink.arg);

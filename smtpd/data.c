@@ -5,28 +5,77 @@
 
 enum { LINE_START, DOT, DOT_CR, IN_LINE, SAW_CR };
 
-/* A header line is "name:" (name = printable ASCII but ':') or a folded
- * continuation starting with white space; the first line that is neither
- * starts the body. */
-enum { FIELD_START, FIELD_NAME, FIELD_VALUE };
+/* A header line is "name:" (name = printable ASCII but ':', white space
+ * allowed before the ':') or a folded continuation starting with white
+ * space; the first line that is neither starts the body. */
+enum { FIELD_START, FIELD_NAME, FIELD_WSP, FIELD_VALUE };
 
-static void track_header(struct data_state *d, char c)
+static bool name_octet(char c)
 {
 	unsigned char u = (unsigned char)c;
 
+	return u > 32 && u < 127 && c != ':';
+}
+
+static bool is_wsp(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+static bool name_is(const struct data_state *d, const char *name)
+{
+	size_t n = strlen(name);
+
+	return d->name_len == n && n <= sizeof d->prefix && strncasecmp(d->prefix, name, n) == 0;
+}
+
+/* The ':' after the name: the line is a field. */
+static void field_seen(struct data_state *d)
+{
+	d->field = FIELD_VALUE;
+	d->received_line = name_is(d, "received");
+	if (name_is(d, "message-id"))
+		d->has_message_id = true;
+	else if (name_is(d, "date"))
+		d->has_date = true;
+}
+
+static void name_end(struct data_state *d, char c)
+{
+	d->name_len = d->line_length - 1;
+	if (c == ':')
+		field_seen(d);
+	else if (is_wsp(c))
+		d->field = FIELD_WSP;
+	else
+		d->in_header = false;
+}
+
+static void track_header(struct data_state *d, char c)
+{
 	switch (d->field) {
 	case FIELD_START:
-		if ((c == ' ' || c == '\t') && d->header_size > 1)
+		if (is_wsp(c) && d->header_size > 1) {
 			d->field = FIELD_VALUE;
-		else if (u > 32 && u < 127 && c != ':')
+		} else if (name_octet(c)) {
 			d->field = FIELD_NAME;
-		else
+			d->prefix[d->prefix_len++] = c;
+		} else {
 			d->in_header = false;
+		}
 		break;
 	case FIELD_NAME:
+		if (!name_octet(c))
+			name_end(d, c);
+		else if (d->line_length > DATA_FIELD_NAME_MAX)
+			d->in_header = false;
+		else if (d->prefix_len < sizeof d->prefix)
+			d->prefix[d->prefix_len++] = c;
+		break;
+	case FIELD_WSP:
 		if (c == ':')
-			d->field = FIELD_VALUE;
-		else if (u <= 32 || u >= 127)
+			field_seen(d);
+		else if (!is_wsp(c) || d->line_length > DATA_FIELD_NAME_MAX)
 			d->in_header = false;
 		break;
 	default:
@@ -40,12 +89,20 @@ void data_start(struct data_state *d, const struct data_limits *limits)
 	d->limits = *limits;
 	d->state = LINE_START;
 	d->in_header = true;
+	d->watching = limits->stop_at_header_end;
 }
 
 static void fault(struct data_state *d, enum data_fault f)
 {
 	if (d->fault == DATA_OK)
 		d->fault = f;
+}
+
+static void flush_held(struct data_state *d, char *out, size_t *n)
+{
+	memcpy(out + *n, d->held, d->held_len);
+	*n += d->held_len;
+	d->held_len = 0;
 }
 
 static void emit(struct data_state *d, char c, char *out, size_t *n)
@@ -61,8 +118,6 @@ static void emit(struct data_state *d, char c, char *out, size_t *n)
 			fault(d, DATA_LINE_TOO_LONG);
 		if (d->in_header)
 			track_header(d, c);
-		if (d->in_header && d->prefix_len < sizeof d->prefix)
-			d->prefix[d->prefix_len++] = c;
 	}
 	if (d->in_header) {
 		d->header_size++;
@@ -76,9 +131,9 @@ static void emit(struct data_state *d, char c, char *out, size_t *n)
 static void end_line(struct data_state *d)
 {
 	if (d->in_header) {
-		if (d->line_length == 0 || d->field == FIELD_NAME) {
+		if (d->field != FIELD_VALUE) {
 			d->in_header = false;	/* a blank line, or one with no ':' */
-		} else if (d->prefix_len >= 9 && strncasecmp(d->prefix, "received:", 9) == 0) {
+		} else if (d->received_line) {
 			d->received++;
 			if (d->received > d->limits.max_received)
 				fault(d, DATA_LOOP);
@@ -86,6 +141,8 @@ static void end_line(struct data_state *d)
 	}
 	d->line_length = 0;
 	d->prefix_len = 0;
+	d->name_len = 0;
+	d->received_line = false;
 	d->field = FIELD_START;
 }
 
@@ -144,15 +201,52 @@ static size_t body_run(struct data_state *d, const char *in, size_t len, char *o
 	return run;
 }
 
+/* stop_at_header_end's stop: the caller's fields go in here. */
+static bool stop_at_header_end(struct data_state *d)
+{
+	d->watching = false;
+	d->header_end = true;
+	return true;
+}
+
+/* While the stop is still to come, a header line's output (the octet, if
+ * any, that the last input octet put out at out[FROM]) waits until the line
+ * is known to be a field, then goes out; if the line ends the header block
+ * instead, its output waits for the stop and goes out after it.  True at
+ * the stop. */
+static bool watch(struct data_state *d, char *out, size_t *n, size_t from)
+{
+	bool field = d->in_header && (d->field == FIELD_VALUE || d->state == LINE_START);
+
+	if (!field) {
+		if (*n > from)
+			d->held[d->held_len++] = out[--*n];
+		return !d->in_header && stop_at_header_end(d);
+	}
+	if (d->held_len > 0 && *n > from) {
+		char c = out[from];
+		*n = from;
+		flush_held(d, out, n);
+		out[(*n)++] = c;
+	} else if (d->held_len > 0) {
+		flush_held(d, out, n);
+	}
+	return false;
+}
+
 size_t data_feed(struct data_state *d, const char *in, size_t len,
 		 char *out, size_t *outlen)
 {
 	size_t i = 0, n = 0;
+	bool stopped = false;
 
-	while (i < len && !d->done) {
+	if (d->held_len > 0 && !d->watching)
+		flush_held(d, out, &n);		/* what came after the stop */
+	while (i < len && !d->done && !stopped) {
 		i += body_run(d, in + i, len - i, out, &n);
 		if (i == len)
 			break;
+		size_t from = n;
 		char c = in[i++];
 		switch (d->state) {
 		case LINE_START:
@@ -171,7 +265,10 @@ size_t data_feed(struct data_state *d, const char *in, size_t len,
 			line_octet(d, c, out, &n);
 			break;
 		case DOT_CR:
-			if (c == '\n') {
+			if (c == '\n' && d->watching) {
+				i--;	/* the end of data, after the stop */
+				stopped = stop_at_header_end(d);
+			} else if (c == '\n') {
 				d->done = true;
 			} else {
 				fault(d, DATA_BARE_CR);
@@ -191,6 +288,8 @@ size_t data_feed(struct data_state *d, const char *in, size_t len,
 			}
 			break;
 		}
+		if (d->watching)
+			stopped = watch(d, out, &n, from);
 	}
 	*outlen = n;
 	return i;

@@ -1,5 +1,7 @@
 #include "io.h"
 
+#include "tls_module.h"
+
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
@@ -23,6 +25,7 @@ void writer_init(struct writer *w, int fd, unsigned timeout)
 	w->deadline_ms = 0;
 	w->len = 0;
 	w->failed = false;
+	w->tls = NULL;
 }
 
 /* Waits up to TIMEOUT seconds, or until DEADLINE_MS if that comes first. */
@@ -50,11 +53,54 @@ static int wait_until(int fd, short events, unsigned timeout, long long deadline
 	}
 }
 
+/* What a TLS call that must wait waits for: the fd and its event. */
+static int tls_wait(const struct io_tls *t, ssize_t status, unsigned timeout,
+		    long long deadline_ms)
+{
+	if (status == TLS_WANT_WRITE)
+		return wait_until(t->out_fd, POLLOUT, timeout, deadline_ms);
+	return wait_until(t->in_fd, POLLIN, timeout, deadline_ms);
+}
+
+int io_tls_handshake(struct io_tls *t, long long deadline_ms)
+{
+	for (;;) {
+		int st = t->module->handshake(t->conn);
+		if (st == TLS_OK)
+			return IO_OK;
+		if (st == TLS_FAILED)
+			return IO_ERROR;
+		int w = tls_wait(t, st, 0, deadline_ms);
+		if (w != IO_OK)
+			return w;
+	}
+}
+
+static int flush_tls(struct writer *w)
+{
+	size_t done = 0;
+
+	while (done < w->len) {
+		ssize_t n = w->tls->module->write(w->tls->conn, w->buf + done, w->len - done);
+		if (n == TLS_WANT_READ || n == TLS_WANT_WRITE) {
+			if (tls_wait(w->tls, n, w->timeout, w->deadline_ms) != IO_OK)
+				return IO_ERROR;
+			continue;
+		}
+		if (n <= 0)
+			return IO_ERROR;
+		done += (size_t)n;
+	}
+	return IO_OK;
+}
+
 int writer_flush(struct writer *w)
 {
 	size_t done = 0;
 
-	while (done < w->len && !w->failed) {
+	if (w->tls != NULL && !w->failed && w->len > 0 && flush_tls(w) != IO_OK)
+		w->failed = true;
+	while (w->tls == NULL && done < w->len && !w->failed) {
 		ssize_t n = write(w->fd, w->buf + done, w->len - done);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -109,6 +155,30 @@ void reader_init(struct reader *r, int fd, unsigned timeout, struct writer *w)
 	r->deadline_ms = 0;
 	r->line_deadline_ms = 0;
 	r->flush_first = w;
+	r->tls = NULL;
+}
+
+/* One read through TLS into R's buffer, waiting as the module asks. */
+static int fill_tls(struct reader *r, long long until)
+{
+	const struct io_tls *t = r->tls;
+	ssize_t n;
+
+	/* Decrypted octets are not on the fd: poll would not see them. */
+	while ((n = t->module->read(t->conn, r->buf + r->end, sizeof r->buf - r->end)) ==
+		       TLS_WANT_READ || n == TLS_WANT_WRITE) {
+		int w = tls_wait(t, n, r->timeout, until);
+		if (w == IO_TIMEOUT && r->deadline_ms > 0 && io_monotonic_ms() >= r->deadline_ms)
+			return IO_DEADLINE;
+		if (w != IO_OK)
+			return w;
+	}
+	if (n < 0)
+		return IO_ERROR;
+	if (n == 0)
+		return IO_EOF;
+	r->end += (size_t)n;
+	return IO_OK;
 }
 
 int reader_fill(struct reader *r)
@@ -124,6 +194,8 @@ int reader_fill(struct reader *r)
 	if (r->end == sizeof r->buf)
 		return IO_OK;
 	long long until = earlier(r->deadline_ms, r->line_deadline_ms);
+	if (r->tls != NULL)
+		return fill_tls(r, until);
 	for (;;) {
 		int w = wait_until(r->fd, POLLIN, r->timeout, until);
 		if (w == IO_TIMEOUT && r->deadline_ms > 0 && io_monotonic_ms() >= r->deadline_ms)
@@ -160,7 +232,11 @@ static bool fd_input_waiting(int fd)
 
 bool reader_input_waiting(const struct reader *r)
 {
-	return reader_available(r) > 0 || fd_input_waiting(r->fd);
+	if (reader_available(r) > 0)
+		return true;
+	if (r->tls != NULL && r->tls->module->pending(r->tls->conn) > 0)
+		return true;
+	return fd_input_waiting(r->fd);
 }
 
 void reader_linger(struct reader *r, int out_fd)

@@ -13,6 +13,17 @@
 
 #define IO_BUFFER_SIZE 16384
 
+struct tls_module;
+struct tls_conn;
+
+/* A TLS session the reader and writer go through once it is set: the
+ * module's calls, on the client's two fds. */
+struct io_tls {
+	const struct tls_module *module;
+	struct tls_conn *conn;
+	int in_fd, out_fd;
+};
+
 enum io_status { IO_OK = 0, IO_EOF = -1, IO_ERROR = -2, IO_TIMEOUT = -3, IO_DEADLINE = -4 };
 
 struct writer {
@@ -21,6 +32,7 @@ struct writer {
 	long long deadline_ms;	/* monotonic; no wait goes past it; 0: none */
 	size_t len;
 	bool failed;
+	struct io_tls *tls;	/* NULL: plain writes on fd */
 	char buf[IO_BUFFER_SIZE];
 };
 
@@ -31,6 +43,7 @@ struct reader {
 	long long line_deadline_ms;	/* reader_line's own */
 	size_t start, end;
 	struct writer *flush_first;
+	struct io_tls *tls;	/* NULL: plain reads on fd */
 	char buf[IO_BUFFER_SIZE];
 };
 
@@ -49,6 +62,14 @@ void reader_init(struct reader *r, int fd, unsigned timeout, struct writer *w);
  * IO_TIMEOUT after the timeout, IO_DEADLINE at the deadline. */
 int reader_fill(struct reader *r);
 static inline size_t reader_available(const struct reader *r) { return r->end - r->start; }
+
+/* Throws away every octet read and not yet taken (STARTTLS: what was
+ * pipelined in plaintext). */
+static inline void reader_discard(struct reader *r) { r->start = r->end = 0; }
+
+/* Runs T's handshake to its end: IO_OK, IO_ERROR (the module says why),
+ * or IO_TIMEOUT at DEADLINE_MS. */
+int io_tls_handshake(struct io_tls *t, long long deadline_ms);
 
 /* True if the client has sent input not read yet: in the buffer, or
  * waiting on the fd (a poll with timeout 0); an end of file is not input. */

@@ -78,14 +78,16 @@ int main(int argc, char **argv)
 	const char *flag = NULL;
 	struct tern_conf conf;
 	struct client_info client;
+	struct session_mode mode = { false, false };
 	char err[CONF_ERROR_MAX];
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-C") == 0 && i + 1 < argc) {
 			flag = argv[++i];
-		} else if (strcmp(argv[i], "--tls") == 0 || strcmp(argv[i], "--submission") == 0) {
-			fprintf(stderr, "tern-smtpd: %s is not available in this build yet\n", argv[i]);
-			return 2;
+		} else if (strcmp(argv[i], "--tls") == 0) {
+			mode.implicit_tls = true;
+		} else if (strcmp(argv[i], "--submission") == 0) {
+			mode.submission = true;
 		} else {
 			usage();
 			return 2;
@@ -100,10 +102,12 @@ int main(int argc, char **argv)
 	if (conf_load(&conf, conf_choose_path(flag, false), err, sizeof err) < 0) {
 		struct writer w;
 		log_event("config_error", "error=%s", err);
+		if (mode.implicit_tls)
+			return 111;	/* the client waits for a handshake, not a reply */
 		writer_init(&w, 1, 30);
 		writer_reply(&w, "421 4.3.0 Server configuration error, try again later");
 		writer_flush(&w);
 		return 111;
 	}
-	return session_run(&conf, &client);
+	return session_run(&conf, &client, &mode);
 }

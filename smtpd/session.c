@@ -18,6 +18,7 @@
 #include "queue_client.h"
 #include "recipient.h"
 #include "table.h"
+#include "tls.h"
 #include "util.h"
 
 #define REPLY_MAX 600
@@ -30,6 +31,7 @@ enum relay_state { RELAY_UNKNOWN, RELAY_YES, RELAY_NO };
 struct session {
 	const struct tern_conf *conf;
 	const struct client_info *client;
+	const struct session_mode *mode;
 	struct reader in;
 	struct writer out;
 	struct recipient_tables tables;
@@ -52,6 +54,11 @@ struct session {
 	long long end_ms;	/* monotonic: session_timeout after the connect */
 	bool closing;
 	struct queue_link queue_link;	/* to the queue service, between messages */
+
+	struct io_tls tls;
+	bool tls_active;
+	char tls_version[TLS_NAME_MAX];
+	char tls_cipher[TLS_NAME_MAX];
 };
 
 /* ---- replies ---- */
@@ -123,6 +130,81 @@ static bool spool_has_room(struct session *s, uint64_t extra)
 	return free_bytes >= s->conf->queue_minfree + extra;
 }
 
+/* ---- TLS ---- */
+
+static bool tls_offered(const struct session *s)
+{
+	return !s->tls_active && s->conf->tls_cert[0] != '\0' && s->conf->tls_key[0] != '\0';
+}
+
+/* Loads the module and the certificates; false, logged, if they fail. */
+static bool tls_load(struct session *s)
+{
+	char err[TLS_ERROR_MAX + 2 * PATH_MAX];
+
+	if (tls_start(&s->tls, s->conf, 0, 1, err, sizeof err) == 0)
+		return true;
+	log_event("tls_error", "ip=%s what=load reason=%s", s->client->ip, err);
+	return false;
+}
+
+/* The handshake; after it the reader and writer go through TLS.  False,
+ * logged, if it failed: then nothing more can be said to the client. */
+static bool tls_handshake(struct session *s)
+{
+	long long deadline = io_monotonic_ms() + (long long)s->conf->tls_handshake_timeout * 1000;
+
+	if (deadline > s->end_ms)
+		deadline = s->end_ms;
+	int st = io_tls_handshake(&s->tls, deadline);
+	if (st != IO_OK) {
+		log_event("tls_error", "ip=%s what=handshake reason=%s", s->client->ip,
+			  st == IO_TIMEOUT ? "timed out" : s->tls.module->error(s->tls.conn));
+		tls_end(&s->tls);
+		return false;
+	}
+	s->tls_active = true;
+	s->in.tls = &s->tls;
+	s->out.tls = &s->tls;
+	s->tls.module->describe(s->tls.conn, s->tls_version, s->tls_cipher);
+	log_event("tls", "ip=%s version=%s cipher=%s", s->client->ip, s->tls_version,
+		  s->tls_cipher);
+	return true;
+}
+
+static void do_starttls(struct session *s, const char *arg)
+{
+	if (s->tls_active) {
+		reply(s, "503 5.5.1 Error: TLS already active");
+		return;
+	}
+	if (!tls_offered(s)) {
+		reply(s, "502 5.5.1 Error: command not implemented");
+		return;
+	}
+	if (arg[0] != '\0') {
+		reply(s, "501 5.5.4 Syntax: STARTTLS");
+		return;
+	}
+	if (!tls_load(s)) {
+		reply(s, "454 4.7.0 TLS not available due to temporary reason");
+		return;
+	}
+	writer_reply(&s->out, "220 2.0.0 Ready to start TLS");
+	/* What the client pipelined after STARTTLS was sent in plaintext
+	 * and is no command (CVE-2011-0411). */
+	reader_discard(&s->in);
+	if (writer_flush(&s->out) != IO_OK || !tls_handshake(s)) {
+		tls_end(&s->tls);
+		s->closing = true;
+		return;
+	}
+	/* RFC 3207 4.2: nothing learnt from the client before TLS holds. */
+	s->helo[0] = '\0';
+	s->esmtp = false;
+	reset_transaction(s);
+}
+
 /* ---- commands ---- */
 
 static void do_helo(struct session *s, const char *arg, bool esmtp)
@@ -159,6 +241,8 @@ static void do_helo(struct session *s, const char *arg, bool esmtp)
 	writer_reply(&s->out, line);
 	writer_reply(&s->out, "250-8BITMIME");
 	writer_reply(&s->out, "250-ENHANCEDSTATUSCODES");
+	if (tls_offered(s))
+		writer_reply(&s->out, "250-STARTTLS");
 	writer_reply(&s->out, "250 SMTPUTF8");
 }
 
@@ -287,33 +371,46 @@ static void do_rcpt(struct session *s, const char *arg)
 
 /* ---- DATA ---- */
 
-static const char *protocol_name(const struct session *s)
+/* RFC 3848 and 6531's names: ESMTP, then S for TLS and A for AUTH. */
+static void protocol_name(const struct session *s, char *out, size_t size)
 {
-	if (s->params.smtputf8)
-		return "UTF8SMTP";
-	return s->esmtp ? "ESMTP" : "SMTP";
+	const char *base = s->params.smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP";
+	bool secure = s->tls_active && s->esmtp, authed = false;
+
+	snprintf(out, size, "%s%s%s", base, secure ? "S" : "", authed ? "A" : "");
+}
+
+/* What the Received header says of TLS: a comment after the protocol. */
+static void tls_trace(const struct session *s, char *out, size_t size)
+{
+	if (s->tls_active)
+		snprintf(out, size, " (%s %s)", s->tls_version, s->tls_cipher);
+	else
+		out[0] = '\0';
 }
 
 static int received_header(struct session *s, const char *qid, char *out, size_t size)
 {
-	char date[64], from[HELO_TRACE_MAX];
+	char date[64], from[HELO_TRACE_MAX], protocol[16], tls[2 * TLS_NAME_MAX + 4];
 	time_t now = time(NULL);
 	struct tm tm;
 
 	helo_trace(s->helo, from);
+	protocol_name(s, protocol, sizeof protocol);
+	tls_trace(s, tls, sizeof tls);
 	localtime_r(&now, &tm);
 	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
 	int n;
 	if (s->nrcpts == 1)
 		n = snprintf(out, size,
-			     "Received: from %s ([%s])\n\tby %s (tern) with %s id %s\n"
+			     "Received: from %s ([%s])\n\tby %s (tern) with %s%s id %s\n"
 			     "\tfor <%s>; %s\n",
-			     from, s->client->ip, s->conf->hostname, protocol_name(s), qid,
+			     from, s->client->ip, s->conf->hostname, protocol, tls, qid,
 			     s->rcpts[0], date);
 	else
 		n = snprintf(out, size,
-			     "Received: from %s ([%s])\n\tby %s (tern) with %s id %s;\n\t%s\n",
-			     from, s->client->ip, s->conf->hostname, protocol_name(s), qid,
+			     "Received: from %s ([%s])\n\tby %s (tern) with %s%s id %s;\n\t%s\n",
+			     from, s->client->ip, s->conf->hostname, protocol, tls, qid,
 			     date);
 	return n < 0 || (size_t)n >= size ? -1 : n;
 }
@@ -531,8 +628,10 @@ static void dispatch(struct session *s, const struct smtp_command *cmd)
 	case VERB_HELP:
 		reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
 		break;
-	case VERB_EXPN:
 	case VERB_STARTTLS:
+		do_starttls(s, cmd->arg);
+		break;
+	case VERB_EXPN:
 	case VERB_AUTH:
 	case VERB_BDAT:
 		reply(s, "502 5.5.1 Error: command not implemented");
@@ -570,13 +669,15 @@ static void command_loop(struct session *s)
 	}
 }
 
-int session_run(const struct tern_conf *conf, const struct client_info *client)
+int session_run(const struct tern_conf *conf, const struct client_info *client,
+		const struct session_mode *mode)
 {
 	struct session *s = calloc(1, sizeof *s);
 	if (s == NULL)
 		return 111;
 	s->conf = conf;
 	s->client = client;
+	s->mode = mode;
 	s->queue_link.sock = -1;
 	s->rcpts = calloc(conf->max_recipients + 1, sizeof *s->rcpts);
 	if (s->rcpts == NULL) {
@@ -592,10 +693,15 @@ int session_run(const struct tern_conf *conf, const struct client_info *client)
 	table_init(&s->relay, conf, "relay");
 
 	log_event("connect", "ip=%s port=%s", client->ip, client->port);
-	replyf(s, "220 %s ESMTP tern", conf->hostname);
-	command_loop(s);
+	/* --tls: the handshake first; a failure has no reply to send. */
+	if (!mode->implicit_tls || (tls_load(s) && tls_handshake(s))) {
+		replyf(s, "220 %s ESMTP tern", conf->hostname);
+		command_loop(s);
+	}
 	s->out.deadline_ms = io_monotonic_ms() + LINGER_MS;	/* for the last reply */
 	writer_flush(&s->out);
+	if (s->tls_active)
+		tls_end(&s->tls);
 	reader_linger(&s->in, 1);
 	log_event("disconnect", "ip=%s msgs=%u errors=%u", client->ip, s->messages, s->errors);
 

@@ -16,7 +16,14 @@ struct client_info {
 	bool relay_env;		/* RELAYCLIENT was set */
 };
 
+/* tern-smtpd's flags. */
+struct session_mode {
+	bool implicit_tls;	/* --tls: the handshake before the greeting */
+	bool submission;	/* --submission: AUTH before MAIL, owned senders */
+};
+
 /* Runs the session on fds 0/1; returns the process exit code. */
-int session_run(const struct tern_conf *conf, const struct client_info *client);
+int session_run(const struct tern_conf *conf, const struct client_info *client,
+		const struct session_mode *mode);
 
 #endif

@@ -20,7 +20,7 @@ static const struct {
 	{ "bounce", "bounce ID..." },
 	{ "stats", "stats" },
 	{ "log", "log ID (not in this release)" },
-	{ "passwd", "passwd NAME (not in this release)" },
+	{ "passwd", "passwd NAME   (the password on standard input)" },
 	{ "setup", "setup [--hostname H] [--domain D...] [--dry-run] (not in this release)" },
 };
 
@@ -92,8 +92,9 @@ int main(int argc, char **argv)
 			return cmd_show(&ctl);
 		if (strcmp(command, "stats") == 0)
 			return cmd_stats(&ctl);
-		if (strcmp(command, "log") == 0 || strcmp(command, "passwd") == 0 ||
-		    strcmp(command, "setup") == 0) {
+		if (strcmp(command, "passwd") == 0)
+			return cmd_passwd(&ctl);
+		if (strcmp(command, "log") == 0 || strcmp(command, "setup") == 0) {
 			fprintf(stderr, "ternctl %s: not available in this release of tern\n", command);
 			return CTL_REFUSED;
 		}

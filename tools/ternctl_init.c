@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "addr.h"
@@ -395,6 +396,7 @@ int cmd_check(struct ctl *ctl)
 		fprintf(stderr, "tern.conf: spool %s is not a folder\n", conf.spool);
 		problems++;
 	}
+	problems += tls_check(conf.tls_cert, conf.tls_key, time(NULL));
 	if (problems > 0)
 		return CTL_REFUSED;
 	printf("%s: ok\n", conf.path);

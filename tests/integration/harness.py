@@ -64,7 +64,7 @@ class Instance:
 
     def __init__(self, domains=("example.test", "other.test"), users=("alice", "bob"),
                  conf=None, deliver=True, smtpd=True, smtpd_env=None, hostname=None,
-                 bindir=None):
+                 bindir=None, smtpd_args=()):
         self.bindir = bindir or BUILD
         self.dir = tempfile.mkdtemp(prefix="tern-test-")
         os.chmod(self.dir, 0o755)
@@ -89,6 +89,7 @@ class Instance:
         self.smtpd_log = os.path.join(self.dir, "smtpd.log")
         self.deliver_log = os.path.join(self.dir, "deliver.log")
         self.smtpd_env = dict(smtpd_env or {})
+        self.smtpd_args = list(smtpd_args)  # tern-smtpd's flags: --tls, --submission
         if smtpd:
             self.start_smtpd()
         if deliver:
@@ -125,7 +126,8 @@ class Instance:
         log = open(self.smtpd_log, "ab")
         self.smtpd_proc = subprocess.Popen(
             ["tcpserver", "-H", "-R", "-l", "localhost", "-c", "200", "-b", "200",
-             "127.0.0.1", str(self.port), self.program("tern-smtpd"), "-C", self.conf],
+             "127.0.0.1", str(self.port), self.program("tern-smtpd"), "-C", self.conf]
+            + self.smtpd_args,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, env=env,
             start_new_session=True)
         log.close()
@@ -134,7 +136,8 @@ class Instance:
     def _listening(self):
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                s.recv(100)
+                if "--tls" not in self.smtpd_args:  # that one waits for a handshake
+                    s.recv(100)
             return True
         except OSError:
             return False

@@ -342,6 +342,86 @@ def test_check_reports_stale_and_uncompiled_tables():
         assert "relay:1: not compiled; run ternctl compile" in r.stderr, r.stderr
 
 
+def certtool(*args):
+    run(["certtool"] + list(args))
+
+
+def make_cert(folder, name, template):
+    """A new key FOLDER/NAME.key and a certificate FOLDER/NAME.pem for it,
+    self-signed with the certtool TEMPLATE."""
+    key, cert, tmpl = (os.path.join(folder, name + ext) for ext in (".key", ".pem", ".tmpl"))
+    with open(tmpl, "w") as f:
+        f.write("cn = mx.example.test\n" + template)
+    certtool("--generate-privkey", "--key-type=ecdsa", "--outfile", key)
+    certtool("--generate-self-signed", "--load-privkey", key, "--template", tmpl,
+             "--outfile", cert)
+    return cert, key
+
+
+def check_with_tls(t, certs, keys):
+    with open(t.conf, "a") as f:
+        f.write("tls_cert = %s\ntls_key = %s\n" % (certs, keys))
+    return t.ternctl("check", check=False)
+
+
+def test_check_reports_certificate_problems():
+    with Instance(smtpd=False, deliver=False) as t:
+        with open(t.conf) as f:
+            good = f.read()
+        cert, key = os.path.join(t.etc, "tls", "cert.pem"), os.path.join(t.etc, "tls", "key.pem")
+        soon, soon_key = make_cert(t.dir, "soon", "expiration_days = 5\n")
+        old, old_key = make_cert(t.dir, "old", 'activation_date = "2020-01-01 00:00:00"\n'
+                                                'expiration_date = "2021-01-01 00:00:00"\n')
+        garbage = os.path.join(t.dir, "garbage.pem")
+        with open(garbage, "w") as f:
+            f.write("-----BEGIN CERTIFICATE-----\nnot base64 at all\n")
+        cases = (
+            (garbage, key, garbage + ": not a PEM certificate"),
+            (cert, garbage, garbage + ": not a PEM private key"),
+            (os.path.join(t.dir, "missing.pem"), key,
+             os.path.join(t.dir, "missing.pem") + ": cannot read the certificate"),
+            (cert, os.path.join(t.dir, "nokey.pem"),
+             os.path.join(t.dir, "nokey.pem") + ": cannot read the key"),
+            (t.dir, key, t.dir + ": cannot read the certificate: Is a directory"),
+            (cert, soon_key, cert + ": does not match its key " + soon_key),
+            (soon, key, soon + ": does not match its key " + key),
+            (old, old_key, old + ": the certificate expired on 2021-01-01 00:00:00 UTC"),
+            # the second pair is checked too
+            ("tls/cert.pem," + old, "tls/key.pem," + old_key, old + ": the certificate expired"),
+            ("tls/cert.pem," + soon, "tls/key.pem", "tls_cert names 2 files and tls_key 1"),
+        )
+        for certs, keys, said in cases:
+            with open(t.conf, "w") as f:
+                f.write(good)
+            r = check_with_tls(t, certs, keys)
+            assert (r.returncode, r.stdout) == (1, ""), (certs, keys, r.returncode, r.stdout,
+                                                         r.stderr)
+            assert said in r.stderr, (said, r.stderr)
+
+        # expiring soon: a warning naming the file and the date, and still ok
+        for certs, keys in ((soon, soon_key), ("tls/cert.pem," + soon, "tls/key.pem," + soon_key)):
+            with open(t.conf, "w") as f:
+                f.write(good)
+            r = check_with_tls(t, certs, keys)
+            assert (r.returncode, r.stdout) == (0, "%s: ok\n" % t.conf), (r.returncode,
+                                                                          r.stderr)
+            (line,) = r.stderr.splitlines()
+            m = re.match(r"^%s: warning: the certificate expires on "
+                         r"(\d{4}-\d\d-\d\d) \d\d:\d\d:\d\d UTC, in [56] days$"
+                         % re.escape(soon), line)
+            assert m, line
+            days = (time.mktime(time.strptime(m.group(1), "%Y-%m-%d")) -
+                    time.mktime(time.gmtime())) / 86400
+            assert 3.5 < days < 5.5, (line, days)
+
+        # no TLS configured: nothing to check, even with no files
+        with open(t.conf, "w") as f:
+            f.write(good)
+        os.unlink(cert)
+        r = check_with_tls(t, "", "")
+        assert (r.returncode, r.stdout, r.stderr) == (0, "%s: ok\n" % t.conf, ""), r.stderr
+
+
 # ---- compile ----
 
 def test_compile_is_all_or_none():
@@ -437,9 +517,9 @@ def test_help_and_unknown_command():
     assert r.returncode == 0, r.returncode
     assert r.stdout.startswith("usage: ternctl"), r.stdout
     for command in ("init", "compile", "check", "queue", "show", "flush", "delete", "hold",
-                    "release", "bounce", "stats"):
+                    "release", "bounce", "stats", "passwd"):
         assert re.search(r"^\s+ternctl %s\b" % command, r.stdout, re.M), (command, r.stdout)
-    for command in ("queue", "compile", "init", "flush"):
+    for command in ("queue", "compile", "init", "flush", "passwd"):
         r = ternctl_env([command, "--help"])
         assert r.returncode == 0, (command, r.returncode)
         assert r.stdout.startswith("usage: ternctl") and command in r.stdout, r.stdout
@@ -451,7 +531,7 @@ def test_help_and_unknown_command():
     with Instance(smtpd=False, deliver=False) as t:
         r = t.ternctl("queue", "--bogus", check=False)
         assert r.returncode == 2, r.returncode
-        for command in ("log", "passwd", "setup"):
+        for command in ("log", "setup"):
             r = t.ternctl(command, "alice", check=False)
             assert r.returncode == 1, (command, r.returncode)
             assert "not available in this release" in r.stderr, r.stderr

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "../../smtpd/data.h"
 #include "../../smtpd/data.c"
@@ -400,6 +401,13 @@ START_TEST(too_many_received_headers)
 	ck_assert_int_eq(r.fault, DATA_OK);
 	free(r.out);
 
+	/* RFC 5322 4.5: white space before the ':' is the same field */
+	in = "Received: from a\r\nReceived : from b\r\nSubject : x\r\nReceived\t: from c\r\n"
+	     "Received \t:from d\r\n\r\nbody\r\n.\r\n";
+	r = feed(&l, in, strlen(in), 0);
+	ck_assert_int_eq(r.fault, DATA_LOOP);
+	free(r.out);
+
 	/* a line without ':' ends the header: what follows is body */
 	in = "Received: from a\r\nnot a header line\r\nReceived: from b\r\n"
 	     "Received: from c\r\nReceived: from d\r\n.\r\n";
@@ -577,6 +585,396 @@ START_TEST(bulk_copy_is_the_same_as_octet_by_octet)
 }
 END_TEST
 
+/* A run with stop_at_header_end: the output with no mark in it, and where
+ * the stop came (STOP_NONE: never). */
+#define STOP_NONE ((size_t)-1)
+
+struct stopped {
+	char *out;		/* room for the input and DATA_HELD_MAX */
+	size_t outlen;
+	size_t consumed;
+	size_t stop_at;		/* octets of output before the stop */
+	bool done;
+	enum data_fault fault;
+	uint64_t size;
+	bool has_message_id, has_date;
+};
+
+/* Feeds IN with stop_at_header_end in pieces of CHUNK octets (0: whole),
+ * as a session would, calling again after the stop; false if a call broke
+ * a rule: more output than input and DATA_HELD_MAX, input left unconsumed
+ * but at the stop or the end, a second stop, or the stop in the call that
+ * ends the data. */
+static bool feed_stopping(const struct data_limits *limits, const char *in, size_t len,
+			  size_t chunk, struct stopped *r)
+{
+	struct data_limits l = *limits;
+	struct data_state d;
+	char *piece = malloc(len + DATA_HELD_MAX + 1);
+	bool fine = piece != NULL;
+
+	l.stop_at_header_end = true;
+	data_start(&d, &l);
+	r->outlen = r->consumed = 0;
+	r->stop_at = STOP_NONE;
+	while (fine && r->consumed < len && !d.done) {
+		size_t want = len - r->consumed, got = 0;
+		if (chunk > 0 && want > chunk)
+			want = chunk;
+		bool before = d.header_end;
+		size_t used = data_feed(&d, in + r->consumed, want, piece, &got);
+		bool stop = d.header_end && !before;
+		if (used > want || got > used + DATA_HELD_MAX || (before && !d.header_end) ||
+		    (used != want && !d.done && !stop) || (stop && d.done))
+			fine = false;
+		memcpy(r->out + r->outlen, piece, got);
+		r->outlen += got;
+		r->consumed += used;
+		if (stop)
+			r->stop_at = r->outlen;
+		if (r->outlen > r->consumed)	/* over the message, never */
+			fine = false;
+	}
+	if (d.done && !d.header_end)
+		fine = false;
+	r->done = d.done;
+	r->fault = d.fault;
+	r->size = d.size;
+	r->has_message_id = d.has_message_id;
+	r->has_date = d.has_date;
+	free(piece);
+	return fine;
+}
+
+/* IN, a whole message, gives WANT with the stop where WANT has '|', in any
+ * split, and, the '|' left out, what it gives without the option. */
+static void check_stop_in(const struct data_limits *limits, const char *in, const char *want)
+{
+	static const size_t chunks[] = { 0, 1, 2, 3, 5, 7, 64 };
+	size_t len = strlen(in);
+	const char *bar = strchr(want, '|');
+	char *plain = malloc(strlen(want) + 1);
+	char *out = malloc(len + DATA_HELD_MAX + 1);
+
+	ck_assert(bar != NULL && plain != NULL && out != NULL);
+	size_t at = (size_t)(bar - want);
+	memcpy(plain, want, at);
+	strcpy(plain + at, bar + 1);
+	struct result off = feed(limits, in, len, 0);
+	ck_assert_msg(strcmp(off.out, plain) == 0, "without the option: \"%s\"", off.out);
+	for (size_t k = 0; k < sizeof chunks / sizeof chunks[0]; k++) {
+		struct stopped r = { .out = out };
+		ck_assert_msg(feed_stopping(limits, in, len, chunks[k], &r),
+			      "chunk %zu: a call broke the rules: %s", chunks[k], in);
+		ck_assert(r.done);
+		ck_assert_uint_eq(r.consumed, len);
+		ck_assert_int_eq(r.fault, off.fault);
+		ck_assert_uint_eq(r.size, off.size);
+		ck_assert_msg(r.outlen == off.outlen && memcmp(r.out, off.out, r.outlen) == 0,
+			      "chunk %zu: output differs: %s", chunks[k], in);
+		ck_assert_msg(r.stop_at == at, "chunk %zu: stop at %zu, want %zu: %s", chunks[k],
+			      r.stop_at, at, in);
+	}
+	free(off.out);
+	free(plain);
+	free(out);
+}
+
+static void check_stop(const char *in, const char *want)
+{
+	check_stop_in(&roomy, in, want);
+}
+
+START_TEST(stop_at_the_blank_line)
+{
+	check_stop("Subject: x\r\nFrom: <a@b.test>\r\n\r\nbody\r\n.\r\n",
+		   "Subject: x\nFrom: <a@b.test>\n|\nbody\n");
+	check_stop("Subject: x\r\n\r\n\r\n.\r\n", "Subject: x\n|\n\n");
+	/* folded lines belong to their field */
+	check_stop("Subject: x\r\n y\r\n\tz\r\n\r\nbody\r\n.\r\n", "Subject: x\n y\n\tz\n|\nbody\n");
+	/* a blank first line: no header at all */
+	check_stop("\r\nbody\r\n.\r\n", "|\nbody\n");
+	/* pipelined commands after the end are left */
+	const char *in = "A: b\r\n\r\nc\r\n.\r\nQUIT\r\n";
+	struct data_limits l = roomy;
+	l.stop_at_header_end = true;
+	struct data_state d;
+	char out[64 + DATA_HELD_MAX];
+	size_t n, used = 0;
+	data_start(&d, &l);
+	used += data_feed(&d, in, strlen(in), out, &n);
+	ck_assert(d.header_end && !d.done);
+	ck_assert_uint_eq(n, 5);
+	used += data_feed(&d, in + used, strlen(in) - used, out, &n);
+	ck_assert(d.done);
+	ck_assert_uint_eq(used, strlen(in) - strlen("QUIT\r\n"));
+	ck_assert_uint_eq(n, 3);
+	ck_assert(memcmp(out, "\nc\n", 3) == 0);
+}
+END_TEST
+
+START_TEST(stop_before_the_first_body_line)
+{
+	/* RFC 5322 2.2: the header ends at the first line that is no field */
+	check_stop("Subject: x\r\nthis is the body\r\n.\r\n", "Subject: x\n|this is the body\n");
+	check_stop("Subject: x\r\nbody\r\nmore: x\r\n.\r\n", "Subject: x\n|body\nmore: x\n");
+	check_stop("Subject: x\r\nbody \r\n.\r\n", "Subject: x\n|body \n");
+	check_stop("Subject: x\r\n:x\r\n.\r\n", "Subject: x\n|:x\n");
+	check_stop("Subject: x\r\nname @: x\r\n.\r\n", "Subject: x\n|name @: x\n");
+	check_stop("Subject: x\r\nn\xc3\xa4me: x\r\n.\r\n", "Subject: x\n|n\xc3\xa4me: x\n");
+	/* a stuffed dot is gone before the line is looked at */
+	check_stop("Subject: x\r\n..dots\r\n.\r\n", "Subject: x\n|.dots\n");
+	check_stop("Subject: x\r\n.: x\r\n\r\n.\r\n", "Subject: x\n|: x\n\n");
+	check_stop("Subject: x\r\n.X: y\r\n\r\n.\r\n", "Subject: x\nX: y\n|\n");
+	/* the first line is not a header */
+	check_stop("Hello world\r\n.\r\n", "|Hello world\n");
+	check_stop("Hello\r\nSubject: x\r\n.\r\n", "|Hello\nSubject: x\n");
+	check_stop(" Subject: x\r\n\r\n.\r\n", "| Subject: x\n\n");
+	check_stop("\tx\r\n.\r\n", "|\tx\n");
+}
+END_TEST
+
+START_TEST(stop_before_the_end_of_data)
+{
+	/* a message that is all header: the stop comes before the end */
+	check_stop("Subject: x\r\n.\r\n", "Subject: x\n|");
+	check_stop("Subject: x\r\nTo: <a@b.test>\r\n .\r\n.\r\n", "Subject: x\nTo: <a@b.test>\n .\n|");
+	/* and in an empty message, at once */
+	check_stop(".\r\n", "|");
+
+	struct data_limits l = roomy;
+	l.stop_at_header_end = true;
+	struct data_state d;
+	char out[16 + DATA_HELD_MAX];
+	size_t n = 99;
+	data_start(&d, &l);
+	ck_assert_uint_eq(data_feed(&d, ".\r\nQUIT\r\n", 9, out, &n), 2);
+	ck_assert(d.header_end && !d.done);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_uint_eq(data_feed(&d, "\nQUIT\r\n", 7, out, &n), 1);
+	ck_assert(d.done);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_uint_eq(d.size, 0);
+	/* without the option nothing stops */
+	data_start(&d, &roomy);
+	ck_assert_uint_eq(data_feed(&d, ".\r\nQUIT\r\n", 9, out, &n), 3);
+	ck_assert(d.done && !d.header_end);
+}
+END_TEST
+
+START_TEST(stop_with_faults_and_limits)
+{
+	struct data_limits l = roomy;
+
+	/* a fault changes nothing about where the stop is */
+	check_stop("Subj\x01" "ect: x\r\n\r\nbody\r\n.\r\n", "|Subj\x01" "ect: x\n\nbody\n");
+	/* what came out before a fault is still put out in order */
+	check_stop("Subject: a\nb\r\n\r\nbody\r\n.\r\n", "Subject: a|");
+	check_stop("Subject: a\r\nb\nc\r\n.\r\n", "Subject: a\n|b");
+	check_stop("Subject: a\r\nb\nc: d\r\n.\r\n", "Subject: a\nb|");
+	l.max_header_size = 12;
+	check_stop_in(&l, "Subject: x\r\n\r\nbody\r\n.\r\n", "Subject: x\n|\nbody\n");
+	check_stop_in(&l, "Subject: xy\r\n\r\nbody\r\n.\r\n", "Subject: xy\n|");
+	l = roomy;
+	l.max_message_size = 12;
+	check_stop_in(&l, "Subject: x\r\nbody\r\n.\r\n", "Subject: x\n|b");
+	l = roomy;
+	l.max_received = 1;
+	check_stop_in(&l, "Received: a\r\nReceived: b\r\n\r\n.\r\n",
+		      "Received: a\nReceived: b\n|");
+}
+END_TEST
+
+/* A line whose field name is too long to wait for is not a field. */
+START_TEST(stop_at_a_long_name)
+{
+	size_t room = 2 * DATA_FIELD_NAME_MAX + 64;
+	char *in = malloc(room), *want = malloc(room);
+	ck_assert(in != NULL && want != NULL);
+	char name[DATA_FIELD_NAME_MAX + 2];
+
+	memset(name, 'n', sizeof name - 1);
+	name[DATA_FIELD_NAME_MAX] = '\0';
+	snprintf(in, room, "%s: x\r\n\r\n.\r\n", name);
+	snprintf(want, room, "%s: x\n|\n", name);
+	check_stop(in, want);
+	name[DATA_FIELD_NAME_MAX - 1] = ' ';	/* white space before the ':' counts */
+	snprintf(in, room, "%s: x\r\n\r\n.\r\n", name);
+	snprintf(want, room, "%s: x\n|\n", name);
+	check_stop(in, want);
+	name[DATA_FIELD_NAME_MAX - 1] = 'n';
+	name[DATA_FIELD_NAME_MAX] = 'n';
+	name[DATA_FIELD_NAME_MAX + 1] = '\0';
+	snprintf(in, room, "A: b\r\n%s: x\r\n\r\n.\r\n", name);
+	snprintf(want, room, "A: b\n|%s: x\n\n", name);
+	check_stop(in, want);
+	snprintf(in, room, "A: b\r\n%s\r\n.\r\n", name);
+	snprintf(want, room, "A: b\n|%s\n", name);
+	check_stop(in, want);
+	name[DATA_FIELD_NAME_MAX - 1] = ' ';
+	name[DATA_FIELD_NAME_MAX] = ' ';
+	snprintf(in, room, "A: b\r\n%s: x\r\n\r\n.\r\n", name);
+	snprintf(want, room, "A: b\n|%s: x\n\n", name);
+	check_stop(in, want);
+	free(in);
+	free(want);
+}
+END_TEST
+
+/* The fields IN's header block has, with the option and without. */
+static void check_fields(const char *in, bool message_id, bool date)
+{
+	size_t len = strlen(in);
+	char *out = malloc(len + DATA_HELD_MAX + 1);
+	struct stopped r = { .out = out };
+	ck_assert(out != NULL);
+	ck_assert(feed_stopping(&roomy, in, len, 0, &r));
+	ck_assert_msg(r.has_message_id == message_id, "Message-ID %d: %s", r.has_message_id, in);
+	ck_assert_msg(r.has_date == date, "Date %d: %s", r.has_date, in);
+	ck_assert(feed_stopping(&roomy, in, len, 1, &r));
+	ck_assert(r.has_message_id == message_id && r.has_date == date);
+	free(out);
+
+	struct data_state d;
+	size_t n;
+	out = malloc(len);
+	ck_assert(out != NULL);
+	data_start(&d, &roomy);
+	data_feed(&d, in, len, out, &n);
+	ck_assert(d.done);
+	ck_assert(d.has_message_id == message_id && d.has_date == date);
+	free(out);
+}
+
+START_TEST(message_id_and_date_seen)
+{
+	check_fields("Subject: x\r\n\r\nbody\r\n.\r\n", false, false);
+	check_fields(".\r\n", false, false);
+	check_fields("Message-ID: <a@b.test>\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\n\r\n.\r\n",
+		     true, true);
+	check_fields("message-id:<a@b.test>\r\n.\r\n", true, false);
+	check_fields("MESSAGE-ID: <a@b.test>\r\n\r\n.\r\n", true, false);
+	check_fields("Subject: x\r\nDATE: x\r\n\r\n.\r\n", false, true);
+	check_fields("date:\r\n\r\n.\r\n", false, true);
+	/* RFC 5322 4.5: white space before the ':' */
+	check_fields("Message-Id : <a@b.test>\r\nDate\t: x\r\n\r\n.\r\n", true, true);
+	check_fields("Message-Id \t :<a@b.test>\r\n.\r\n", true, false);
+	/* other names */
+	check_fields("Message-IDs: x\r\nX-Message-ID: x\r\nResent-Message-ID: x\r\n"
+		     "Dates: x\r\nResent-Date: x\r\nDat: x\r\nMessage-I: x\r\n\r\n.\r\n",
+		     false, false);
+	/* a folded line is no field */
+	check_fields("Subject: x\r\n Message-ID: <a@b.test>\r\n\tDate: x\r\n\r\n.\r\n",
+		     false, false);
+	/* the body is no header */
+	check_fields("Subject: x\r\n\r\nMessage-ID: <a@b.test>\r\nDate: x\r\n.\r\n", false, false);
+	check_fields("Subject: x\r\nbody\r\nMessage-ID: <a@b.test>\r\nDate: x\r\n.\r\n",
+		     false, false);
+	check_fields(" Message-ID: <a@b.test>\r\n.\r\n", false, false);
+	/* nor a name with no ':' */
+	check_fields("Message-ID\r\nDate x\r\n.\r\n", false, false);
+	check_fields("Date x: y\r\n.\r\n", false, false);
+	/* a stuffed dot is no part of the name */
+	check_fields(".Date: x\r\n..Message-ID: x\r\n.\r\n", false, true);
+}
+END_TEST
+
+/* Where the header block of OUT (LF line ends, every line whole) ends and
+ * which fields it has, by RFC 5322 2.2 and 4.5 apart from data.c: up to the
+ * first line that is neither "name" *WSP ":" (name at most
+ * DATA_FIELD_NAME_MAX octets with the white space) nor, after the first
+ * line, a continuation. */
+static size_t header_end_of(const char *out, size_t len, bool *message_id, bool *date)
+{
+	size_t at = 0;
+
+	*message_id = *date = false;
+	while (at < len) {
+		const char *line = out + at;
+		const char *nl = memchr(line, '\n', len - at);
+		ck_assert(nl != NULL);
+		size_t n = (size_t)(nl - line), k = 0;
+		if (at > 0 && n > 0 && (line[0] == ' ' || line[0] == '\t')) {
+			at += n + 1;
+			continue;
+		}
+		while (k < n && (unsigned char)line[k] > ' ' && (unsigned char)line[k] < 127 &&
+		       line[k] != ':')
+			k++;
+		size_t name = k;
+		while (k < n && (line[k] == ' ' || line[k] == '\t'))
+			k++;
+		if (name == 0 || k == n || line[k] != ':' || k > DATA_FIELD_NAME_MAX)
+			return at;
+		if (name == 10 && strncasecmp(line, "message-id", 10) == 0)
+			*message_id = true;
+		if (name == 4 && strncasecmp(line, "date", 4) == 0)
+			*date = true;
+		at += n + 1;
+	}
+	return at;
+}
+
+/* Random messages of header-like pieces, CR, LF, NUL and dots, fed whole
+ * and in random pieces with stop_at_header_end: the output is the same as
+ * without it, the stop comes once, and where the header ends when the
+ * message is whole and fine. */
+START_TEST(stop_in_random_messages)
+{
+	static const char *const pieces[] = {
+		"Message-ID", "Date", "message-id", "DATE", "Subject", "X", "a b", ":", ":",
+		": v", " ", "\t", ".", "..", "\r\n", "\r\n", "\r\n", "\r\n", "\r\n\r\n",
+		"\r\n ", "\r\n.", "\r\n..", "\r", "\n", "\0", "\x80",
+	};
+	const struct data_limits tight = {
+		.max_message_size = 700, .max_header_size = 120,
+		.max_line_length = 60, .max_received = 3,
+	};
+	char in[1300], off_out[sizeof in], on_out[sizeof in + DATA_HELD_MAX];
+	size_t npieces = sizeof pieces / sizeof pieces[0];
+	unsigned whole = 0;
+
+	srandom(11);
+	for (int round = 0; round < 4000; round++) {
+		size_t len = 0, target = (size_t)(random() % 400);
+		while (len < target) {
+			size_t p = (size_t)random() % npieces;
+			size_t plen = p == npieces - 2 ? 1 : strlen(pieces[p]);	/* the NUL */
+			if (p >= npieces - 4 && random() % 4 != 0)
+				continue;	/* faults, seldom */
+			memcpy(in + len, pieces[p], plen);
+			len += plen;
+		}
+		if (round % 4 != 0)
+			memcpy(in + len, "\r\n.\r\n", 5), len += 5;
+		const struct data_limits *limits = round % 5 ? &roomy : &tight;
+		size_t chunk = round % 2 ? 0 : 1 + (size_t)random() % 17;
+		struct result off;
+		struct stopped on = { .out = on_out };
+		bool fine = feed_quietly(limits, in, len, 0, &off, off_out) &&
+			    feed_stopping(limits, in, len, chunk, &on);
+		if (!fine || on.consumed != off.consumed || on.done != off.done ||
+		    on.fault != off.fault || on.size != off.size)
+			ck_abort_msg("round %d: a call broke the rules, or the verdicts differ", round);
+		/* held back octets come out once more input comes */
+		size_t same = on.done ? off.outlen : on.outlen;
+		if (on.outlen != same || on.outlen > off.outlen ||
+		    memcmp(on.out, off.out, on.outlen) != 0)
+			ck_abort_msg("round %d: the output differs", round);
+		if (!on.done || on.fault != DATA_OK)
+			continue;
+		bool message_id, date;
+		size_t end = header_end_of(off.out, off.outlen, &message_id, &date);
+		if (on.stop_at != end || on.has_message_id != message_id || on.has_date != date)
+			ck_abort_msg("round %d: stop at %zu, want %zu; fields %d %d, want %d %d",
+				     round, on.stop_at, end, on.has_message_id, on.has_date,
+				     message_id, date);
+		whole++;
+	}
+	ck_assert_uint_gt(whole, 1000);	/* the check above can fail */
+}
+END_TEST
+
 Suite *data_suite(void)
 {
 	Suite *s = suite_create("data");
@@ -597,6 +995,13 @@ Suite *data_suite(void)
 	tcase_add_test(tc, first_fault_wins);
 	tcase_add_test(tc, byte_at_a_time_is_the_same);
 	tcase_add_test(tc, bulk_copy_is_the_same_as_octet_by_octet);
+	tcase_add_test(tc, stop_at_the_blank_line);
+	tcase_add_test(tc, stop_before_the_first_body_line);
+	tcase_add_test(tc, stop_before_the_end_of_data);
+	tcase_add_test(tc, stop_with_faults_and_limits);
+	tcase_add_test(tc, stop_at_a_long_name);
+	tcase_add_test(tc, message_id_and_date_seen);
+	tcase_add_test(tc, stop_in_random_messages);
 	tcase_add_test(tc, rate_limit);
 	tcase_add_test(tc, fault_replies);
 	suite_add_tcase(s, tc);

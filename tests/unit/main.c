@@ -28,6 +28,7 @@ int main(void)
 	srunner_add_suite(sr, heap_suite());
 	srunner_add_suite(sr, local_protocol_suite());
 	srunner_add_suite(sr, syncs_suite());
+	srunner_add_suite(sr, users_suite());
 	srunner_add_suite(sr, auth_suite());
 	/* fork mode unless CK_FORK=no (handy under a debugger) */
 	srunner_run_all(sr, CK_NORMAL);

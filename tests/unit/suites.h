@@ -20,6 +20,7 @@ Suite *queue_protocol_suite(void);
 Suite *heap_suite(void);
 Suite *local_protocol_suite(void);
 Suite *syncs_suite(void);
+Suite *users_suite(void);
 Suite *auth_suite(void);
 
 #endif

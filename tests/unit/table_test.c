@@ -214,6 +214,39 @@ START_TEST(cdb_without_text_is_read)
 }
 END_TEST
 
+/* Each cdb takes its text's owner, group and mode: a users of 0640
+ * root:tern-smtpd must give a users.cdb tern-smtpd can read.  Not root, the
+ * only owner we can give is our own. */
+START_TEST(cdb_takes_owner_group_and_mode)
+{
+	char dir[PATH_MAX], text[PATH_MAX], cdb[PATH_MAX];
+	struct tern_conf *c = instance(dir);
+	uid_t uid = geteuid() == 0 ? 4321 : geteuid();
+	gid_t gid = geteuid() == 0 ? 8765 : getegid();
+	struct stat st;
+
+	test_write_file(dir, "users", "alice $y$j9T$salt$hash\n");
+	test_write_file(dir, "domains", "example.test\n");
+	test_path(text, dir, "users");
+	ck_assert_int_eq(chown(text, uid, gid), 0);
+	ck_assert_int_eq(chmod(text, 0640), 0);
+	test_path(cdb, dir, "domains");
+	ck_assert_int_eq(chmod(cdb, 0604), 0);
+	compile_ok(c);
+	test_path(cdb, dir, "users.cdb");
+	ck_assert_int_eq(stat(cdb, &st), 0);
+	ck_assert_uint_eq(st.st_uid, uid);
+	ck_assert_uint_eq(st.st_gid, gid);
+	ck_assert_uint_eq(st.st_mode & 07777, 0640);
+	test_path(cdb, dir, "domains.cdb");
+	ck_assert_int_eq(stat(cdb, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0604);
+	ck_assert_uint_eq(st.st_uid, geteuid());
+	check_value(c, "users", "alice", "$y$j9T$salt$hash");
+	free(c);
+}
+END_TEST
+
 /* The same key twice (or twice once lowercased) either compiles, the key
  * then found, or is reported as FILE:LINE: like any bad line; it is never
  * an I/O error that names no line. */
@@ -729,6 +762,7 @@ Suite *table_suite(void)
 	tcase_add_test(tc, cdb_that_is_not_a_cdb);
 	tcase_add_test(tc, cdb_without_text_is_read);
 	tcase_add_test(tc, repeated_keys);
+	tcase_add_test(tc, cdb_takes_owner_group_and_mode);
 	tcase_add_test(tc, truncated_cdb_100);
 	tcase_add_test(tc, truncated_cdb_3000);
 	tcase_add_test(tc, truncated_cdb_one_short);
