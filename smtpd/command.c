@@ -69,6 +69,25 @@ static int parse_size(const char *value, uint64_t *out)
 	return 0;
 }
 
+/* RFC 3461 4: xtext, "+" followed by two upper-case hex digits for
+ * what is not a printable ASCII character other than "+" and "=". */
+static bool xtext_valid(const char *v)
+{
+	if (*v == '\0')
+		return false;
+	for (; *v != '\0'; v++) {
+		if (*v == '+') {
+			if (!isxdigit((unsigned char)v[1]) || !isxdigit((unsigned char)v[2]) ||
+			    islower((unsigned char)v[1]) || islower((unsigned char)v[2]))
+				return false;
+			v += 2;
+		} else if (*v < '!' || *v > '~' || *v == '=') {
+			return false;
+		}
+	}
+	return true;
+}
+
 static int mail_param(char *param, struct mail_params *p, const char **reply)
 {
 	char *eq = strchr(param, '=');
@@ -99,6 +118,12 @@ static int mail_param(char *param, struct mail_params *p, const char **reply)
 		}
 	} else if (strcasecmp(param, "SMTPUTF8") == 0 && eq == NULL) {
 		p->smtputf8 = true;
+	} else if (strcasecmp(param, "AUTH") == 0 && eq != NULL) {
+		if (p->auth_given || (strcmp(value, "<>") != 0 && !xtext_valid(value))) {
+			*reply = "501 5.5.4 Bad AUTH parameter";
+			return -1;
+		}
+		p->auth_given = true;
 	} else {
 		*reply = "555 5.5.4 Unsupported MAIL parameter";
 		return -1;
@@ -239,16 +264,13 @@ static bool comment_octet(char *out, size_t *n, size_t limit, unsigned char c)
 	return true;
 }
 
-void helo_trace(const char *name, char out[HELO_TRACE_MAX])
+/* NAME escaped into OUT after the N octets of LEAD, closed by CLOSE. */
+static void escaped_trace(const char *name, const char *lead, const char *close,
+			  char out[HELO_TRACE_MAX])
 {
-	static const char open[] = "unknown (helo=";
-	size_t n = sizeof open - 1;
+	size_t n = strlen(lead);
 
-	if (helo_is_domain(name) || helo_is_address_literal(name)) {
-		snprintf(out, HELO_TRACE_MAX, "%s", name);
-		return;
-	}
-	memcpy(out, open, n);
+	memcpy(out, lead, n);
 	size_t limit = n + HELO_COMMENT_MAX;
 	const unsigned char *p = (const unsigned char *)name;
 	while (*p != '\0' && comment_octet(out, &n, limit, *p))
@@ -257,6 +279,19 @@ void helo_trace(const char *name, char out[HELO_TRACE_MAX])
 		memcpy(out + n, "...", 3);
 		n += 3;
 	}
-	out[n++] = ')';
-	out[n] = '\0';
+	memcpy(out + n, close, strlen(close) + 1);
+}
+
+void helo_trace(const char *name, char out[HELO_TRACE_MAX])
+{
+	if (helo_is_domain(name) || helo_is_address_literal(name)) {
+		snprintf(out, HELO_TRACE_MAX, "%s", name);
+		return;
+	}
+	escaped_trace(name, "unknown (helo=", ")", out);
+}
+
+void comment_trace(const char *name, char out[HELO_TRACE_MAX])
+{
+	escaped_trace(name, "", "", out);
 }

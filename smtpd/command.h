@@ -14,7 +14,8 @@
 #include "addr.h"
 
 #define SMTP_LINE_MAX 512		/* RFC 5321 4.5.3.1.4, with CRLF */
-#define SMTP_MAIL_LINE_MAX (512 + 64)	/* room for SIZE, BODY, SMTPUTF8 */
+/* room for SIZE, BODY, SMTPUTF8, and AUTH= (RFC 4954 5: 500 more) */
+#define SMTP_MAIL_LINE_MAX (512 + 64 + 500)
 #define HELO_NAME_MAX 255		/* a longer name is no domain */
 #define HELO_COMMENT_MAX 128		/* octets of a name shown escaped */
 #define HELO_TRACE_MAX (HELO_NAME_MAX + 1)
@@ -37,6 +38,7 @@ struct mail_params {
 	uint64_t size;
 	enum body_type body;
 	bool smtputf8;
+	bool auth_given;	/* AUTH=<> or AUTH=xtext (RFC 4954 5) */
 };
 
 /* LINE is one command without its CRLF, NUL-terminated. */
@@ -55,5 +57,10 @@ int rcpt_parse(const char *arg, struct mailbox *m, const char **reply);
  * outside printable ASCII is \xHH, and more than HELO_COMMENT_MAX octets
  * of that end in "...".  OUT has HELO_TRACE_MAX octets. */
 void helo_trace(const char *name, char out[HELO_TRACE_MAX]);
+
+/* NAME as text inside a header comment, escaped as helo_trace escapes it
+ * (quoted pairs, \xHH, "..." past HELO_COMMENT_MAX octets).  OUT has
+ * HELO_TRACE_MAX octets. */
+void comment_trace(const char *name, char out[HELO_TRACE_MAX]);
 
 #endif

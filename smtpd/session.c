@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "auth.h"
 #include "command.h"
 #include "data.h"
 #include "io.h"
@@ -54,6 +55,12 @@ struct session {
 	long long end_ms;	/* monotonic: session_timeout after the connect */
 	bool closing;
 	struct queue_link queue_link;	/* to the queue service, between messages */
+
+	struct table users;
+	struct table senders;
+	char auth_name[AUTH_NAME_MAX];	/* "" until an AUTH succeeded */
+	unsigned auth_failures;
+	char auth_line[AUTH_RESPONSE_MAX + 1];	/* a response, wiped after use */
 
 	struct io_tls tls;
 	bool tls_active;
@@ -202,7 +209,199 @@ static void do_starttls(struct session *s, const char *arg)
 	/* RFC 3207 4.2: nothing learnt from the client before TLS holds. */
 	s->helo[0] = '\0';
 	s->esmtp = false;
+	s->auth_name[0] = '\0';
 	reset_transaction(s);
+}
+
+/* ---- AUTH ---- */
+
+/* RFC 4954 4: over TLS only, unless auth_plaintext says otherwise. */
+static bool auth_offered(const struct session *s)
+{
+	return s->tls_active || s->conf->auth_plaintext;
+}
+
+static void wipe_auth_line(struct session *s)
+{
+	explicit_bzero(s->auth_line, sizeof s->auth_line);
+}
+
+enum auth_step { STEP_OK, STEP_CANCELLED, STEP_FAILED };
+
+/* Sends "334 CHALLENGE" and reads the client's response into auth_line.
+ * STEP_FAILED has sent its reply (or ended the session). */
+static enum auth_step auth_response(struct session *s, const char *challenge)
+{
+	size_t len;
+	int flags;
+
+	replyf(s, "334 %s", challenge);
+	int st = reader_line(&s->in, s->auth_line, AUTH_RESPONSE_MAX, &len, &flags);
+	if (st == IO_TIMEOUT || st == IO_DEADLINE) {
+		close_with(s, st == IO_TIMEOUT ? TIMEOUT_REPLY : SESSION_TIME_REPLY);
+		return STEP_FAILED;
+	}
+	if (st != IO_OK) {
+		s->closing = true;
+		return STEP_FAILED;
+	}
+	if (flags & LINE_TOO_LONG) {
+		reply(s, "500 5.5.6 Authentication exchange line is too long");
+		return STEP_FAILED;
+	}
+	if (strcmp(s->auth_line, "*") == 0) {
+		reply(s, "501 5.0.0 Authentication cancelled");
+		return STEP_CANCELLED;
+	}
+	return STEP_OK;
+}
+
+/* Waits MS milliseconds, never past the end of the session. */
+static void pause_ms(const struct session *s, unsigned ms)
+{
+	long long until = io_monotonic_ms() + ms;
+
+	if (until > s->end_ms)
+		until = s->end_ms;
+	for (long long left; (left = until - io_monotonic_ms()) > 0;) {
+		struct timespec ts = { (time_t)(left / 1000), (long)(left % 1000) * 1000000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
+static void auth_failed(struct session *s, const char *name)
+{
+	unsigned delay = auth_failure_delay_ms(++s->auth_failures);
+
+	log_event("auth_failed", "ip=%s user=%s delay_ms=%u", s->client->ip, name, delay);
+	writer_flush(&s->out);
+	pause_ms(s, delay);
+	reply(s, "535 5.7.8 Authentication credentials invalid");
+	if (s->auth_failures >= s->conf->auth_max_failures)
+		close_with(s, "421 4.7.0 Error: too many failed authentications");
+}
+
+/* The decoded NAME and PASSWORD, checked; the password is wiped. */
+static void auth_conclude(struct session *s, const char *mechanism, const char *name,
+			  char *password)
+{
+	enum auth_verdict v = auth_verify(s->conf, &s->users, name, password);
+
+	explicit_bzero(password, AUTH_PASSWORD_MAX);
+	switch (v) {
+	case AUTH_GRANTED:
+		str_copy(s->auth_name, sizeof s->auth_name, name);
+		log_event("auth", "ip=%s user=%s mechanism=%s", s->client->ip, name, mechanism);
+		reply(s, "235 2.7.0 Authentication successful");
+		return;
+	case AUTH_TEMPFAIL:
+		log_event("table_error", "table=users hint=%s",
+			  s->conf->auth_checkpassword[0] != '\0' ? "check auth_checkpassword"
+								   : "run ternctl compile");
+		reply(s, "454 4.7.0 Temporary authentication failure");
+		return;
+	case AUTH_DENIED:
+		auth_failed(s, name);
+		return;
+	}
+}
+
+static void decode_failed(struct session *s, enum auth_decode d, const char *name)
+{
+	if (d == AUTH_OTHER_IDENTITY)
+		auth_failed(s, name);
+	else if (d == AUTH_BAD_BASE64)
+		reply(s, "501 5.5.2 Cannot decode the response");
+	else
+		reply(s, "501 5.5.2 Malformed authentication response");
+}
+
+static void auth_plain(struct session *s, const char *initial)
+{
+	char name[AUTH_NAME_MAX], password[AUTH_PASSWORD_MAX];
+
+	if (initial[0] == '\0') {
+		if (auth_response(s, "") != STEP_OK)
+			return;
+		initial = s->auth_line;
+	}
+	enum auth_decode d = auth_decode_plain(initial, name, password);
+	wipe_auth_line(s);
+	if (d != AUTH_DECODED) {
+		explicit_bzero(password, sizeof password);
+		decode_failed(s, d, name);
+		return;
+	}
+	auth_conclude(s, "PLAIN", name, password);
+}
+
+static void auth_login(struct session *s, const char *initial)
+{
+	char name[AUTH_NAME_MAX], password[AUTH_PASSWORD_MAX], challenge[32];
+	enum auth_decode d;
+
+	if (initial[0] == '\0') {
+		auth_encode("Username:", challenge, sizeof challenge);
+		if (auth_response(s, challenge) != STEP_OK)
+			return;
+		initial = s->auth_line;
+	}
+	d = auth_decode_text(initial, name, sizeof name);
+	wipe_auth_line(s);
+	if (d != AUTH_DECODED) {
+		decode_failed(s, d, "");
+		return;
+	}
+	auth_encode("Password:", challenge, sizeof challenge);
+	if (auth_response(s, challenge) != STEP_OK)
+		return;
+	d = auth_decode_text(s->auth_line, password, sizeof password);
+	wipe_auth_line(s);
+	if (d != AUTH_DECODED) {
+		explicit_bzero(password, sizeof password);
+		decode_failed(s, d, name);
+		return;
+	}
+	auth_conclude(s, "LOGIN", name, password);
+}
+
+static void do_auth(struct session *s, const char *arg)
+{
+	char mechanism[16];
+	size_t n = strcspn(arg, " ");
+	const char *initial = arg + n;
+
+	while (*initial == ' ')
+		initial++;
+	if (!auth_offered(s)) {
+		reply(s, "503 5.5.1 Error: authentication not enabled");
+		return;
+	}
+	if (!s->esmtp) {
+		reply(s, "503 5.5.1 Error: send EHLO first");
+		return;
+	}
+	if (s->auth_name[0] != '\0') {
+		reply(s, "503 5.5.1 Error: already authenticated");
+		return;
+	}
+	if (s->in_mail) {
+		reply(s, "503 5.5.1 Error: MAIL transaction in progress");
+		return;
+	}
+	if (n == 0 || n >= sizeof mechanism) {
+		reply(s, n == 0 ? "501 5.5.4 Syntax: AUTH mechanism"
+				: "504 5.5.4 Unrecognized authentication type");
+		return;
+	}
+	memcpy(mechanism, arg, n);
+	mechanism[n] = '\0';
+	if (strcasecmp(mechanism, "PLAIN") == 0)
+		auth_plain(s, initial);
+	else if (strcasecmp(mechanism, "LOGIN") == 0)
+		auth_login(s, initial);
+	else
+		reply(s, "504 5.5.4 Unrecognized authentication type");
 }
 
 /* ---- commands ---- */
@@ -243,7 +442,30 @@ static void do_helo(struct session *s, const char *arg, bool esmtp)
 	writer_reply(&s->out, "250-ENHANCEDSTATUSCODES");
 	if (tls_offered(s))
 		writer_reply(&s->out, "250-STARTTLS");
+	if (auth_offered(s))
+		writer_reply(&s->out, "250-AUTH PLAIN LOGIN");
 	writer_reply(&s->out, "250 SMTPUTF8");
+}
+
+/* Submission: the envelope sender must be one the senders table gives
+ * the authenticated name; false when it has been refused. */
+static bool sender_allowed(struct session *s)
+{
+	char sender[ADDR_BUFFER];
+
+	addr_format(&s->sender, sender, sizeof sender);
+	switch (auth_sender_owned(s->conf, &s->senders, s->auth_name, sender)) {
+	case TABLE_FOUND:
+		return true;
+	case TABLE_TEMPFAIL:
+		log_event("table_error", "table=senders hint=%s", "run ternctl compile");
+		reply(s, "451 4.3.0 Temporary lookup failure");
+		return false;
+	case TABLE_NOTFOUND:
+		break;
+	}
+	replyf(s, "553 5.7.1 Sender address <%s> not owned by the authenticated user", sender);
+	return false;
 }
 
 static void do_mail(struct session *s, const char *arg)
@@ -258,10 +480,20 @@ static void do_mail(struct session *s, const char *arg)
 		reply(s, "503 5.5.1 Error: nested MAIL command");
 		return;
 	}
+	if (s->mode->submission && s->auth_name[0] == '\0') {
+		reply(s, "530 5.7.0 Authentication required");
+		return;
+	}
 	if (mail_parse(arg, &s->sender, &s->params, &problem) < 0) {
 		reply(s, problem);
 		return;
 	}
+	if (s->params.auth_given && !auth_offered(s)) {
+		reply(s, "555 5.5.4 Unsupported MAIL parameter");
+		return;
+	}
+	if (s->mode->submission && !sender_allowed(s))
+		return;
 	/* SIZE and BODY are taken after HELO too, as Postfix and OpenSMTPD
 	 * take them; SMTPUTF8 changes what the addresses may hold, which
 	 * only a client that saw it offered may ask for (RFC 6531 3.4). */
@@ -283,6 +515,8 @@ static void do_mail(struct session *s, const char *arg)
 
 static enum relay_state relay_allowed(struct session *s)
 {
+	if (s->auth_name[0] != '\0')
+		return RELAY_YES;
 	if (s->relay_state != RELAY_UNKNOWN)
 		return s->relay_state;
 	if (s->client->relay_env) {
@@ -375,7 +609,7 @@ static void do_rcpt(struct session *s, const char *arg)
 static void protocol_name(const struct session *s, char *out, size_t size)
 {
 	const char *base = s->params.smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP";
-	bool secure = s->tls_active && s->esmtp, authed = false;
+	bool secure = s->tls_active && s->esmtp, authed = s->auth_name[0] != '\0';
 
 	snprintf(out, size, "%s%s%s", base, secure ? "S" : "", authed ? "A" : "");
 }
@@ -392,10 +626,16 @@ static void tls_trace(const struct session *s, char *out, size_t size)
 static int received_header(struct session *s, const char *qid, char *out, size_t size)
 {
 	char date[64], from[HELO_TRACE_MAX], protocol[16], tls[2 * TLS_NAME_MAX + 4];
+	char user[HELO_TRACE_MAX + 32] = "";
 	time_t now = time(NULL);
 	struct tm tm;
 
 	helo_trace(s->helo, from);
+	if (s->auth_name[0] != '\0' && s->conf->received_auth) {
+		char name[HELO_TRACE_MAX];
+		comment_trace(s->auth_name, name);
+		snprintf(user, sizeof user, "\n\t(authenticated as %s)", name);
+	}
 	protocol_name(s, protocol, sizeof protocol);
 	tls_trace(s, tls, sizeof tls);
 	localtime_r(&now, &tm);
@@ -403,14 +643,14 @@ static int received_header(struct session *s, const char *qid, char *out, size_t
 	int n;
 	if (s->nrcpts == 1)
 		n = snprintf(out, size,
-			     "Received: from %s ([%s])\n\tby %s (tern) with %s%s id %s\n"
+			     "Received: from %s ([%s])%s\n\tby %s (tern) with %s%s id %s\n"
 			     "\tfor <%s>; %s\n",
-			     from, s->client->ip, s->conf->hostname, protocol, tls, qid,
+			     from, s->client->ip, user, s->conf->hostname, protocol, tls, qid,
 			     s->rcpts[0], date);
 	else
 		n = snprintf(out, size,
-			     "Received: from %s ([%s])\n\tby %s (tern) with %s%s id %s;\n\t%s\n",
-			     from, s->client->ip, s->conf->hostname, protocol, tls, qid,
+			     "Received: from %s ([%s])%s\n\tby %s (tern) with %s%s id %s;\n\t%s\n",
+			     from, s->client->ip, user, s->conf->hostname, protocol, tls, qid,
 			     date);
 	return n < 0 || (size_t)n >= size ? -1 : n;
 }
@@ -448,15 +688,43 @@ static long long data_deadline(const struct session *s, long long start_ms, uint
 	return start_ms + (long long)after;
 }
 
+/* Submission (RFC 6409 8.2, 8.3): the fields a message lacks, written
+ * where its header block ends.  Their length, or 0. */
+static size_t add_missing_fields(struct session *s, struct queue_client *q,
+				 const struct data_state *d, const char *qid)
+{
+	char fields[REPLY_MAX], date[64];
+	size_t n = 0;
+
+	if (!d->has_message_id)
+		n += (size_t)snprintf(fields + n, sizeof fields - n, "Message-ID: <%s@%s>\n", qid,
+				      s->conf->hostname);
+	if (!d->has_date && n < sizeof fields) {
+		time_t now = time(NULL);
+		struct tm tm;
+		localtime_r(&now, &tm);
+		strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+		n += (size_t)snprintf(fields + n, sizeof fields - n, "Date: %s\n", date);
+	}
+	if (n >= sizeof fields)
+		n = 0;	/* a hostname that long cannot be */
+	if (n > 0 && d->fault == DATA_OK)
+		queue_write(q, fields, n);
+	return n;
+}
+
 /* Reads the message, which began at START_MS (the 354), to its end;
- * false if the client went away or ran out of time. */
+ * false if the client went away or ran out of time.  *ADDED: the octets
+ * of fields added to it. */
 static bool receive_data(struct session *s, struct queue_client *q, struct data_state *d,
-			 long long start_ms)
+			 long long start_ms, const char *qid, size_t *added)
 {
 	static const size_t chunk = IO_BUFFER_SIZE;
-	char out[IO_BUFFER_SIZE];
+	char out[IO_BUFFER_SIZE + DATA_HELD_MAX];	/* data.h: what one call may put out */
 	uint64_t octets = 0;
+	bool header_end = false;
 
+	*added = 0;
 	while (!d->done) {
 		if (reader_available(&s->in) == 0) {
 			s->in.deadline_ms = data_deadline(s, start_ms, octets);
@@ -484,6 +752,10 @@ static bool receive_data(struct session *s, struct queue_client *q, struct data_
 		octets += used;
 		if (d->fault == DATA_OK)
 			queue_write(q, out, outlen);
+		if (d->header_end && !header_end) {
+			header_end = true;
+			*added = add_missing_fields(s, q, d, qid);
+		}
 	}
 	return true;
 }
@@ -528,10 +800,12 @@ static void do_data(struct session *s, const char *arg)
 		.max_header_size = s->conf->max_header_size,
 		.max_line_length = s->conf->max_line_length,
 		.max_received = s->conf->max_received,
+		.stop_at_header_end = s->mode->submission,
 	};
 	data_start(&d, &limits);
 	s->in.timeout = s->conf->data_timeout;
-	bool complete = receive_data(s, &q, &d, io_monotonic_ms());
+	size_t added;
+	bool complete = receive_data(s, &q, &d, io_monotonic_ms(), qid, &added);
 	s->in.timeout = s->conf->command_timeout;
 	s->in.deadline_ms = s->end_ms;
 	if (!complete) {
@@ -563,7 +837,7 @@ static void do_data(struct session *s, const char *arg)
 		addr_format(&s->sender, sender, sizeof sender);
 		log_event("accepted", "id=%s ip=%s from=%s rcpts=%zu size=%llu", qid,
 			  s->client->ip, sender, s->nrcpts,
-			  (unsigned long long)(d.size + (uint64_t)(hlen > 0 ? hlen : 0)));
+			  (unsigned long long)(d.size + added + (uint64_t)(hlen > 0 ? hlen : 0)));
 		s->messages++;
 		s->errors_since_mail = 0;
 	}
@@ -576,10 +850,12 @@ static void do_data(struct session *s, const char *arg)
 static bool line_problem(struct session *s, int flags, size_t len, enum smtp_verb verb)
 {
 	bool mail_or_rcpt = verb == VERB_MAIL || verb == VERB_RCPT;
-	size_t limit = (mail_or_rcpt ? SMTP_MAIL_LINE_MAX : SMTP_LINE_MAX) - 2;
+	size_t limit = verb == VERB_AUTH ? AUTH_RESPONSE_MAX
+				       : (mail_or_rcpt ? SMTP_MAIL_LINE_MAX : SMTP_LINE_MAX) - 2;
 
 	if ((flags & LINE_TOO_LONG) || len > limit) {
-		reply(s, "500 5.5.2 Error: line too long");
+		reply(s, verb == VERB_AUTH ? "500 5.5.6 Authentication exchange line is too long"
+					   : "500 5.5.2 Error: line too long");
 		return true;
 	}
 	if (flags & LINE_NUL) {
@@ -631,8 +907,10 @@ static void dispatch(struct session *s, const struct smtp_command *cmd)
 	case VERB_STARTTLS:
 		do_starttls(s, cmd->arg);
 		break;
-	case VERB_EXPN:
 	case VERB_AUTH:
+		do_auth(s, cmd->arg);
+		break;
+	case VERB_EXPN:
 	case VERB_BDAT:
 		reply(s, "502 5.5.1 Error: command not implemented");
 		break;
@@ -647,13 +925,13 @@ static void dispatch(struct session *s, const struct smtp_command *cmd)
 
 static void command_loop(struct session *s)
 {
-	char line[SMTP_MAIL_LINE_MAX + 1];
+	char *line = s->auth_line;	/* an AUTH line may hold a response */
 	struct smtp_command cmd;
 
 	while (!s->closing) {
 		size_t len;
 		int flags;
-		int st = reader_line(&s->in, line, SMTP_MAIL_LINE_MAX, &len, &flags);
+		int st = reader_line(&s->in, line, AUTH_RESPONSE_MAX, &len, &flags);
 		if (st == IO_TIMEOUT || st == IO_DEADLINE) {
 			close_with(s, st == IO_TIMEOUT ? TIMEOUT_REPLY : SESSION_TIME_REPLY);
 			break;
@@ -691,6 +969,8 @@ int session_run(const struct tern_conf *conf, const struct client_info *client,
 	s->in.deadline_ms = s->end_ms;
 	recipient_tables_init(&s->tables, conf);
 	table_init(&s->relay, conf, "relay");
+	table_init(&s->users, conf, "users");
+	table_init(&s->senders, conf, "senders");
 
 	log_event("connect", "ip=%s port=%s", client->ip, client->port);
 	/* --tls: the handshake first; a failure has no reply to send. */
@@ -709,6 +989,9 @@ int session_run(const struct tern_conf *conf, const struct client_info *client,
 	queue_link_close(&s->queue_link);
 	recipient_tables_close(&s->tables);
 	table_close(&s->relay);
+	table_close(&s->users);
+	table_close(&s->senders);
+	wipe_auth_line(s);
 	free(s->rcpts);
 	free(s);
 	return 0;
