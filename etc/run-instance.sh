@@ -43,6 +43,9 @@ Send a message:
   swaks --server 127.0.0.1:$port --helo client.test --from you@example.test --to demo@localhost
 It lands in:
   $top/run/mail/demo/Maildir/new/
+STARTTLS is offered (a self-signed certificate); for AUTH inside it:
+  $build/ternctl -C $conf passwd demo
+  swaks ... --tls --auth PLAIN --auth-user demo
 Look at the queue:  $build/ternctl -C $conf queue
 Logs follow below.  Ctrl-C stops tern.
 
