@@ -169,6 +169,39 @@ START_TEST(mail_bad_parameters)
 }
 END_TEST
 
+START_TEST(mail_auth_parameter)
+{
+	struct mailbox m;
+	struct mail_params p;
+
+	check_mail_ok("FROM:<a@b.test>", &m, &p);
+	ck_assert(!p.auth_given);
+	check_mail_ok("FROM:<a@b.test> AUTH=<>", &m, &p);
+	ck_assert(p.auth_given);
+	check_mail_ok("FROM:<a@b.test> auth=alice+40example.test SIZE=10", &m, &p);
+	ck_assert(p.auth_given && p.size == 10);
+	check_mail_refused("FROM:<a@b.test> AUTH=", "501");
+	check_mail_refused("FROM:<a@b.test> AUTH", "555");
+	check_mail_refused("FROM:<a@b.test> AUTH=a=b", "501");
+	check_mail_refused("FROM:<a@b.test> AUTH=a+4", "501");
+	check_mail_refused("FROM:<a@b.test> AUTH=a+4g", "501");
+	check_mail_refused("FROM:<a@b.test> AUTH=a+4a", "501");	/* hex is upper case */
+	check_mail_refused("FROM:<a@b.test> AUTH=\x01", "501");
+	check_mail_refused("FROM:<a@b.test> AUTH=<> AUTH=<>", "501");
+}
+END_TEST
+
+START_TEST(comment_trace_escapes)
+{
+	char out[HELO_TRACE_MAX];
+
+	comment_trace("alice", out);
+	ck_assert_str_eq(out, "alice");
+	comment_trace("a(b)\\c d\n", out);
+	ck_assert_str_eq(out, "a\\(b\\)\\\\c\\x20d\\x0A");
+}
+END_TEST
+
 START_TEST(mail_bad_syntax)
 {
 	check_mail_refused("", "501");
@@ -348,6 +381,8 @@ Suite *command_suite(void)
 	tcase_add_test(tc, mail_parameters);
 	tcase_add_test(tc, mail_bad_parameters);
 	tcase_add_test(tc, mail_bad_syntax);
+	tcase_add_test(tc, mail_auth_parameter);
+	tcase_add_test(tc, comment_trace_escapes);
 	tcase_add_test(tc, mail_non_ascii_needs_smtputf8);
 	tcase_add_test(tc, rcpt_forms);
 	tcase_add_test(tc, rcpt_bare_postmaster);
