@@ -65,10 +65,11 @@ static void track_header(struct data_state *d, char c)
 		}
 		break;
 	case FIELD_NAME:
-		if (!name_octet(c))
-			name_end(d, c);
-		else if (d->line_length > DATA_FIELD_NAME_MAX)
+		/* the length first: a blank past it would hold one octet more */
+		if (d->line_length > DATA_FIELD_NAME_MAX && c != ':')
 			d->in_header = false;
+		else if (!name_octet(c))
+			name_end(d, c);
 		else if (d->prefix_len < sizeof d->prefix)
 			d->prefix[d->prefix_len++] = c;
 		break;
@@ -219,7 +220,7 @@ static bool watch(struct data_state *d, char *out, size_t *n, size_t from)
 	bool field = d->in_header && (d->field == FIELD_VALUE || d->state == LINE_START);
 
 	if (!field) {
-		if (*n > from)
+		if (*n > from && d->held_len < sizeof d->held)
 			d->held[d->held_len++] = out[--*n];
 		return !d->in_header && stop_at_header_end(d);
 	}

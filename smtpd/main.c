@@ -94,6 +94,7 @@ int main(int argc, char **argv)
 		}
 	}
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGCHLD, SIG_DFL);	/* an inherited SIG_IGN would let no checkpassword be reaped */
 	/* Non-blocking, so that replies to a client that stops reading time
 	 * out like reads do (io.c polls with the timeout on EAGAIN). */
 	fd_nonblock(1);

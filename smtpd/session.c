@@ -246,6 +246,7 @@ static enum auth_step auth_response(struct session *s, const char *challenge)
 		return STEP_FAILED;
 	}
 	if (flags & LINE_TOO_LONG) {
+		wipe_auth_line(s);
 		reply(s, "500 5.5.6 Authentication exchange line is too long");
 		return STEP_FAILED;
 	}
@@ -609,7 +610,8 @@ static void do_rcpt(struct session *s, const char *arg)
 static void protocol_name(const struct session *s, char *out, size_t size)
 {
 	const char *base = s->params.smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP";
-	bool secure = s->tls_active && s->esmtp, authed = s->auth_name[0] != '\0';
+	/* RFC 3848 names no SMTPS or SMTPA: after HELO, plain SMTP */
+	bool secure = s->tls_active && s->esmtp, authed = s->auth_name[0] != '\0' && s->esmtp;
 
 	snprintf(out, size, "%s%s%s", base, secure ? "S" : "", authed ? "A" : "");
 }
@@ -941,6 +943,8 @@ static void command_loop(struct session *s)
 		command_parse(line, &cmd);
 		if (!line_problem(s, flags, len, cmd.verb))
 			dispatch(s, &cmd);
+		if (cmd.verb == VERB_AUTH)
+			wipe_auth_line(s);	/* whatever became of it */
 		if (!s->closing && s->conf->max_errors > 0 &&
 		    s->errors_since_mail >= s->conf->max_errors)
 			close_with(s, "421 4.7.0 Error: too many errors");

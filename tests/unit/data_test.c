@@ -816,6 +816,12 @@ START_TEST(stop_at_a_long_name)
 	snprintf(in, room, "A: b\r\n%s: x\r\n\r\n.\r\n", name);
 	snprintf(want, room, "A: b\n|%s: x\n\n", name);
 	check_stop(in, want);
+	/* a whole name, then a blank and no ':': every octet held, none more */
+	memset(name, 'n', DATA_FIELD_NAME_MAX);
+	name[DATA_FIELD_NAME_MAX] = '\0';
+	snprintf(in, room, "A: b\r\n%s X rest\r\n\r\nbody\r\n.\r\n", name);
+	snprintf(want, room, "A: b\n|%s X rest\n\nbody\n", name);
+	check_stop(in, want);
 	free(in);
 	free(want);
 }
