@@ -39,9 +39,11 @@ ALL_LDFLAGS = $(SAN) -Wl,--as-needed $(LDFLAGS)
 # independent archive (libcdb-dev ships it): one shared object fewer to
 # map and relocate at each start.
 CDB_STATIC = -l:libcdb_pic.a
-# AUTH's crypt(3) and base64 too, from libcrypt's and libresolv's archives:
-# NEEDED stays libc only.
-AUTH_STATIC = -l:libcrypt.a -l:libresolv.a
+# AUTH's base64 too, from libresolv's archive (two small functions):
+# NEEDED stays libc only.  crypt(3) is libcrypt.so.1, loaded with dlopen at
+# the first password check (smtpd/auth.c): its archive would add 200 KB of
+# text that the kernel maps around every plaintext session's page faults.
+AUTH_STATIC = -l:libresolv.a
 
 GNUTLS_CFLAGS = $(shell pkg-config --cflags gnutls 2>/dev/null)
 GNUTLS_LIBS   = $(shell pkg-config --libs gnutls 2>/dev/null || echo -lgnutls)

@@ -17,6 +17,7 @@
 #include "conf.h"
 #include "table.h"
 
+#define AUTH_LIBCRYPT "libcrypt.so.1"	/* loaded at the first password check */
 #define AUTH_RESPONSE_MAX 12288		/* longest client response line, RFC 4954 4 */
 #define AUTH_NAME_MAX 256
 #define AUTH_PASSWORD_MAX 1024

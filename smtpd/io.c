@@ -158,6 +158,14 @@ void reader_init(struct reader *r, int fd, unsigned timeout, struct writer *w)
 	r->tls = NULL;
 }
 
+/* A wait's result for R: IO_DEADLINE when R's own deadline has come. */
+static int reader_waited(const struct reader *r, int w)
+{
+	if (w == IO_TIMEOUT && r->deadline_ms > 0 && io_monotonic_ms() >= r->deadline_ms)
+		return IO_DEADLINE;
+	return w;
+}
+
 /* One read through TLS into R's buffer, waiting as the module asks. */
 static int fill_tls(struct reader *r, long long until)
 {
@@ -167,9 +175,7 @@ static int fill_tls(struct reader *r, long long until)
 	/* Decrypted octets are not on the fd: poll would not see them. */
 	while ((n = t->module->read(t->conn, r->buf + r->end, sizeof r->buf - r->end)) ==
 		       TLS_WANT_READ || n == TLS_WANT_WRITE) {
-		int w = tls_wait(t, n, r->timeout, until);
-		if (w == IO_TIMEOUT && r->deadline_ms > 0 && io_monotonic_ms() >= r->deadline_ms)
-			return IO_DEADLINE;
+		int w = reader_waited(r, tls_wait(t, n, r->timeout, until));
 		if (w != IO_OK)
 			return w;
 	}
@@ -197,9 +203,7 @@ int reader_fill(struct reader *r)
 	if (r->tls != NULL)
 		return fill_tls(r, until);
 	for (;;) {
-		int w = wait_until(r->fd, POLLIN, r->timeout, until);
-		if (w == IO_TIMEOUT && r->deadline_ms > 0 && io_monotonic_ms() >= r->deadline_ms)
-			return IO_DEADLINE;
+		int w = reader_waited(r, wait_until(r->fd, POLLIN, r->timeout, until));
 		if (w != IO_OK)
 			return w;
 		ssize_t n = read(r->fd, r->buf + r->end, sizeof r->buf - r->end);

@@ -29,6 +29,13 @@
 
 enum relay_state { RELAY_UNKNOWN, RELAY_YES, RELAY_NO };
 
+/* AUTH's tables, apart: a session that never authenticates never touches
+ * their memory (make bench's PSS). */
+struct auth_tables {
+	struct table users;
+	struct table senders;
+};
+
 struct session {
 	const struct tern_conf *conf;
 	const struct client_info *client;
@@ -56,11 +63,13 @@ struct session {
 	bool closing;
 	struct queue_link queue_link;	/* to the queue service, between messages */
 
-	struct table users;
-	struct table senders;
+	struct auth_tables *auth_tables;	/* made at the first use */
 	char auth_name[AUTH_NAME_MAX];	/* "" until an AUTH succeeded */
 	unsigned auth_failures;
-	char auth_line[AUTH_RESPONSE_MAX + 1];	/* a response, wiped after use */
+	/* each command line, and AUTH's responses (wiped after use); malloc'd
+	 * apart, so that no calloc touches its pages before a line does */
+	char *auth_line;
+	bool auth_line_held_secret;	/* an AUTH came: wipe it all at the end */
 
 	struct io_tls tls;
 	bool tls_active;
@@ -215,15 +224,30 @@ static void do_starttls(struct session *s, const char *arg)
 
 /* ---- AUTH ---- */
 
+/* The session's AUTH tables, made at the first call; NULL without memory. */
+static struct auth_tables *auth_tables(struct session *s)
+{
+	if (s->auth_tables == NULL) {
+		s->auth_tables = malloc(sizeof *s->auth_tables);
+		if (s->auth_tables == NULL)
+			return NULL;
+		table_init(&s->auth_tables->users, s->conf, "users");
+		table_init(&s->auth_tables->senders, s->conf, "senders");
+	}
+	return s->auth_tables;
+}
+
 /* RFC 4954 4: over TLS only, unless auth_plaintext says otherwise. */
 static bool auth_offered(const struct session *s)
 {
 	return s->tls_active || s->conf->auth_plaintext;
 }
 
+#define AUTH_LINE_SIZE (AUTH_RESPONSE_MAX + 1)
+
 static void wipe_auth_line(struct session *s)
 {
-	explicit_bzero(s->auth_line, sizeof s->auth_line);
+	explicit_bzero(s->auth_line, AUTH_LINE_SIZE);
 }
 
 enum auth_step { STEP_OK, STEP_CANCELLED, STEP_FAILED };
@@ -286,7 +310,9 @@ static void auth_failed(struct session *s, const char *name)
 static void auth_conclude(struct session *s, const char *mechanism, const char *name,
 			  char *password)
 {
-	enum auth_verdict v = auth_verify(s->conf, &s->users, name, password);
+	struct auth_tables *t = auth_tables(s);
+	enum auth_verdict v = t == NULL ? AUTH_TEMPFAIL
+					: auth_verify(s->conf, &t->users, name, password);
 
 	explicit_bzero(password, AUTH_PASSWORD_MAX);
 	switch (v) {
@@ -455,7 +481,10 @@ static bool sender_allowed(struct session *s)
 	char sender[ADDR_BUFFER];
 
 	addr_format(&s->sender, sender, sizeof sender);
-	switch (auth_sender_owned(s->conf, &s->senders, s->auth_name, sender)) {
+	struct auth_tables *t = auth_tables(s);
+	enum table_result r = t == NULL ? TABLE_TEMPFAIL
+					: auth_sender_owned(s->conf, &t->senders, s->auth_name, sender);
+	switch (r) {
 	case TABLE_FOUND:
 		return true;
 	case TABLE_TEMPFAIL:
@@ -943,8 +972,10 @@ static void command_loop(struct session *s)
 		command_parse(line, &cmd);
 		if (!line_problem(s, flags, len, cmd.verb))
 			dispatch(s, &cmd);
-		if (cmd.verb == VERB_AUTH)
+		if (cmd.verb == VERB_AUTH) {
 			wipe_auth_line(s);	/* whatever became of it */
+			s->auth_line_held_secret = true;
+		}
 		if (!s->closing && s->conf->max_errors > 0 &&
 		    s->errors_since_mail >= s->conf->max_errors)
 			close_with(s, "421 4.7.0 Error: too many errors");
@@ -962,7 +993,10 @@ int session_run(const struct tern_conf *conf, const struct client_info *client,
 	s->mode = mode;
 	s->queue_link.sock = -1;
 	s->rcpts = calloc(conf->max_recipients + 1, sizeof *s->rcpts);
-	if (s->rcpts == NULL) {
+	s->auth_line = malloc(AUTH_LINE_SIZE);
+	if (s->rcpts == NULL || s->auth_line == NULL) {
+		free(s->rcpts);
+		free(s->auth_line);
 		free(s);
 		return 111;
 	}
@@ -973,8 +1007,6 @@ int session_run(const struct tern_conf *conf, const struct client_info *client,
 	s->in.deadline_ms = s->end_ms;
 	recipient_tables_init(&s->tables, conf);
 	table_init(&s->relay, conf, "relay");
-	table_init(&s->users, conf, "users");
-	table_init(&s->senders, conf, "senders");
 
 	log_event("connect", "ip=%s port=%s", client->ip, client->port);
 	/* --tls: the handshake first; a failure has no reply to send. */
@@ -993,9 +1025,14 @@ int session_run(const struct tern_conf *conf, const struct client_info *client,
 	queue_link_close(&s->queue_link);
 	recipient_tables_close(&s->tables);
 	table_close(&s->relay);
-	table_close(&s->users);
-	table_close(&s->senders);
-	wipe_auth_line(s);
+	if (s->auth_tables != NULL) {
+		table_close(&s->auth_tables->users);
+		table_close(&s->auth_tables->senders);
+		free(s->auth_tables);
+	}
+	if (s->auth_line_held_secret)
+		wipe_auth_line(s);
+	free(s->auth_line);
 	free(s->rcpts);
 	free(s);
 	return 0;

@@ -52,6 +52,16 @@ def wait_until(predicate, timeout=20.0, what="condition"):
         delay = min(delay * 2, 0.1)
 
 
+def tls_client_context():
+    """A client's TLS context that takes the self-signed certificate of an
+    instance (`ternctl init` makes one)."""
+    import ssl
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
 def sanitizer_env(env):
     env = dict(env)
     env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")

@@ -7,7 +7,6 @@ import base64
 import os
 import re
 import smtplib
-import ssl
 import subprocess
 
 import harness
@@ -18,11 +17,7 @@ SENDER = "sender@remote.test"
 MESSAGE = b"Subject: authenticated\r\n\r\nbody\r\n"
 
 
-def client_context():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
+client_context = harness.tls_client_context
 
 
 def b64(data):

@@ -16,11 +16,7 @@ SENDER = "sender@remote.test"
 MESSAGE = b"Subject: over TLS\r\n\r\nsecret body\r\n"
 
 
-def client_context():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
+client_context = harness.tls_client_context
 
 
 def received_header(msg):
@@ -74,6 +70,15 @@ class Raw:
     def close(self):
         self.sock.close()
 
+    @classmethod
+    def after_ehlo(cls, t):
+        """A session that has had its greeting and its EHLO reply."""
+        c = cls(t.port)
+        c.reply()
+        c.send(b"EHLO client.test\r\n")
+        c.reply()
+        return c
+
 
 # ---- STARTTLS ----
 
@@ -101,6 +106,7 @@ def test_a_plaintext_session_never_loads_gnutls_and_a_tls_one_does():
         assert plain.reply().startswith("220 ")
         maps = maps_of_session(t, plain)
         assert "gnutls" not in maps and "tern-smtpd-tls" not in maps
+        assert "libcrypt" not in maps  # AUTH loads it, at its first password
         plain.send(b"QUIT\r\n")
         plain.reply()
         plain.close()
@@ -132,10 +138,7 @@ def test_plaintext_pipelined_after_starttls_is_thrown_away():
     """CVE-2011-0411: STARTTLS and RSET in one write; RSET is never answered,
     neither before the handshake nor after it."""
     with Instance() as t:
-        c = Raw(t.port)
-        c.reply()
-        c.send(b"EHLO client.test\r\n")
-        c.reply()
+        c = Raw.after_ehlo(t)
         c.send(b"STARTTLS\r\nRSET\r\n")
         assert c.reply().startswith("220 2.0.0 Ready to start TLS")
         time.sleep(0.2)  # an answer to RSET in plaintext would be here by now
@@ -154,10 +157,7 @@ def test_starttls_then_plaintext_in_the_same_packet_fails_the_handshake():
     """Bytes pipelined after STARTTLS that reach the server after its read are
     taken for the handshake, which fails: the session ends, nothing answered."""
     with Instance() as t:
-        c = Raw(t.port)
-        c.reply()
-        c.send(b"EHLO client.test\r\n")
-        c.reply()
+        c = Raw.after_ehlo(t)
         c.send(b"STARTTLS\r\n")
         assert c.reply().startswith("220 2.0.0")
         c.send(b"RSET\r\nMAIL FROM:<x@remote.test>\r\n")
@@ -177,10 +177,7 @@ def test_starttls_then_plaintext_in_the_same_packet_fails_the_handshake():
 
 def test_a_transaction_begun_before_starttls_is_gone_after_it():
     with Instance() as t:
-        c = Raw(t.port)
-        c.reply()
-        c.send(b"EHLO client.test\r\n")
-        c.reply()
+        c = Raw.after_ehlo(t)
         c.send(b"MAIL FROM:<%s>\r\n" % SENDER.encode())
         assert c.reply().startswith("250")
         c.send(b"STARTTLS\r\n")
@@ -199,10 +196,7 @@ def test_a_transaction_begun_before_starttls_is_gone_after_it():
 
 def test_starttls_with_an_argument_and_inside_tls_are_refused():
     with Instance() as t:
-        c = Raw(t.port)
-        c.reply()
-        c.send(b"EHLO client.test\r\n")
-        c.reply()
+        c = Raw.after_ehlo(t)
         c.send(b"STARTTLS now\r\n")
         assert c.reply().startswith("501 5.5.4")
         c.send(b"STARTTLS\r\n")
