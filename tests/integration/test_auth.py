@@ -93,6 +93,17 @@ def test_smtplib_login_over_starttls_relays_and_is_traced():
         assert re.search(r"with ESMTPSA \(TLS1\.[23] ", rec), rec
 
 
+def test_smtputf8_with_auth_over_tls_is_utf8smtpsa():
+    with Instance() as t:
+        with_user(t)
+        with tls_session(t) as s:
+            s.login("alice", PASSWORD)
+            s.sendmail("alice@example.test", ["bob@example.test"], MESSAGE,
+                       mail_options=["SMTPUTF8"])
+        rec = received_header(t.wait_for_messages("bob", 1)[0])
+        assert "with UTF8SMTPSA (TLS1." in rec, rec
+
+
 def test_received_auth_no_leaves_the_name_out():
     with Instance(conf="received_auth = no") as t:
         with_user(t)

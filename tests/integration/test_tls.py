@@ -100,6 +100,16 @@ def test_starttls_is_offered_and_a_message_goes_through_with_esmtps():
                          r"cipher=TLS_\w+", log), log
 
 
+def test_smtputf8_over_tls_is_traced_as_utf8smtps():
+    with Instance() as t:
+        with t.smtp() as s:
+            s.starttls(context=client_context())
+            s.ehlo()
+            s.sendmail(SENDER, ["alice@example.test"], MESSAGE, mail_options=["SMTPUTF8"])
+        rec = received_header(t.wait_for_messages("alice", 1)[0])
+        assert re.search(r"with UTF8SMTPS \(TLS1\.[23] ", rec), rec
+
+
 def test_a_plaintext_session_never_loads_gnutls_and_a_tls_one_does():
     with Instance() as t:
         plain = Raw(t.port)
