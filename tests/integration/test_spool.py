@@ -285,12 +285,16 @@ def test_a_message_that_could_not_be_read_is_retried():
         wait_until(lambda: "id=Unread1 what=read" in t.log("deliver"), 20, "the failed read")
         assert "error id=Unread1 what=read error=\"Input/output error\"" in t.log("deliver"), \
             t.log("deliver")
-        assert folder(t, "queue") == ["Unread1"]
+        # kept for a later scan; the scan after start-up may already have
+        # taken it again, and delivered it
+        assert (folder(t, "queue") == ["Unread1"]
+                or "delivered id=Unread1 " in t.log("deliver")), t.log("deliver")
         queue(t, rcpt=b"bob@example.test")  # a poke: the next scan
         t.wait_for_messages("bob", 1)
         (msg,) = t.wait_for_messages("alice", 1)
         assert msg.endswith(MESSAGE)
         t.wait_spool_empty()
+        assert len(t.messages("alice")) == 1  # once, whichever scan took it
 
 
 def test_a_new_message_that_could_not_be_read_moves_to_queue_and_is_retried():
