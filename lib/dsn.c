@@ -55,14 +55,6 @@ static void out_printf(struct out *o, const char *format, ...)
 	out_put(o, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
-static void rfc5322_date(time_t t, char *out, size_t size)
-{
-	struct tm tm;
-
-	localtime_r(&t, &tm);
-	strftime(out, size, "%a, %d %b %Y %H:%M:%S %z", &tm);
-}
-
 static bool any_non_ascii(const char *s)
 {
 	for (; s && *s; s++)

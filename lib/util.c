@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef PREFIX
@@ -150,6 +151,14 @@ void qid_make(char out[QID_MAX])
 	n += put_base62(out + n, (uint64_t)tv.tv_usec, 4);
 	n += put_base62(out + n, (uint64_t)getpid(), 4);
 	out[n] = '\0';
+}
+
+void rfc5322_date(time_t t, char *out, size_t size)
+{
+	struct tm tm;
+
+	localtime_r(&t, &tm);
+	strftime(out, size, "%a, %d %b %Y %H:%M:%S %z", &tm);
 }
 
 bool qid_valid(const char *id)

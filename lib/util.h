@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #define QID_MAX 32
 
@@ -25,6 +26,10 @@ char *str_trim(char *s);
 /* A plain login name: lower-case letters, digits, '.', '_', '-', not
  * starting with '.' or '-', at most 32 octets; never a path. */
 bool login_name_valid(const char *name);
+
+/* T in local time as RFC 5322 3.3 writes it: "Tue, 01 Dec 2026 10:00:00 +0100". */
+#define RFC5322_DATE_MAX 64
+void rfc5322_date(time_t t, char *out, size_t size);
 
 void qid_make(char out[QID_MAX]);
 bool qid_valid(const char *id);

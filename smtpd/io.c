@@ -94,27 +94,31 @@ static int flush_tls(struct writer *w)
 	return IO_OK;
 }
 
-int writer_flush(struct writer *w)
+static int flush_plain(struct writer *w)
 {
 	size_t done = 0;
 
-	if (w->tls != NULL && !w->failed && w->len > 0 && flush_tls(w) != IO_OK)
-		w->failed = true;
-	while (w->tls == NULL && done < w->len && !w->failed) {
+	while (done < w->len) {
 		ssize_t n = write(w->fd, w->buf + done, w->len - done);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN) {
 			if (wait_until(w->fd, POLLOUT, w->timeout, w->deadline_ms) != IO_OK)
-				w->failed = true;
+				return IO_ERROR;
 			continue;
 		}
-		if (n <= 0) {
-			w->failed = true;
-			break;
-		}
+		if (n <= 0)
+			return IO_ERROR;
 		done += (size_t)n;
 	}
+	return IO_OK;
+}
+
+int writer_flush(struct writer *w)
+{
+	if (!w->failed && w->len > 0 &&
+	    (w->tls != NULL ? flush_tls(w) : flush_plain(w)) != IO_OK)
+		w->failed = true;
 	w->len = 0;
 	return w->failed ? IO_ERROR : IO_OK;
 }
@@ -166,6 +170,17 @@ static int reader_waited(const struct reader *r, int w)
 	return w;
 }
 
+/* What one read of N octets into R's buffer means (plain or TLS). */
+static int took(struct reader *r, ssize_t n)
+{
+	if (n < 0)
+		return IO_ERROR;
+	if (n == 0)
+		return IO_EOF;
+	r->end += (size_t)n;
+	return IO_OK;
+}
+
 /* One read through TLS into R's buffer, waiting as the module asks. */
 static int fill_tls(struct reader *r, long long until)
 {
@@ -179,12 +194,7 @@ static int fill_tls(struct reader *r, long long until)
 		if (w != IO_OK)
 			return w;
 	}
-	if (n < 0)
-		return IO_ERROR;
-	if (n == 0)
-		return IO_EOF;
-	r->end += (size_t)n;
-	return IO_OK;
+	return took(r, n);
 }
 
 int reader_fill(struct reader *r)
@@ -209,12 +219,7 @@ int reader_fill(struct reader *r)
 		ssize_t n = read(r->fd, r->buf + r->end, sizeof r->buf - r->end);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
-		if (n < 0)
-			return IO_ERROR;
-		if (n == 0)
-			return IO_EOF;
-		r->end += (size_t)n;
-		return IO_OK;
+		return took(r, n);
 	}
 }
 

@@ -66,13 +66,12 @@ struct session {
 	struct auth_tables *auth_tables;	/* made at the first use */
 	char auth_name[AUTH_NAME_MAX];	/* "" until an AUTH succeeded */
 	unsigned auth_failures;
-	/* each command line, and AUTH's responses (wiped after use); malloc'd
-	 * apart, so that no calloc touches its pages before a line does */
-	char *auth_line;
-	bool auth_line_held_secret;	/* an AUTH came: wipe it all at the end */
+	/* each command line, AUTH's responses among them (wiped after use);
+	 * malloc'd apart, so that no calloc touches its pages before a line does */
+	char *line;
+	bool line_held_secret;	/* an AUTH came: wipe it all at the end */
 
-	struct io_tls tls;
-	bool tls_active;
+	struct io_tls tls;	/* in.tls and out.tls point here once it is up */
 	char tls_version[TLS_NAME_MAX];
 	char tls_cipher[TLS_NAME_MAX];
 };
@@ -148,9 +147,14 @@ static bool spool_has_room(struct session *s, uint64_t extra)
 
 /* ---- TLS ---- */
 
+static bool in_tls(const struct session *s)
+{
+	return s->in.tls != NULL;
+}
+
 static bool tls_offered(const struct session *s)
 {
-	return !s->tls_active && s->conf->tls_cert[0] != '\0' && s->conf->tls_key[0] != '\0';
+	return !in_tls(s) && s->conf->tls_cert[0] != '\0' && s->conf->tls_key[0] != '\0';
 }
 
 /* Loads the module and the certificates; false, logged, if they fail. */
@@ -165,7 +169,8 @@ static bool tls_load(struct session *s)
 }
 
 /* The handshake; after it the reader and writer go through TLS.  False,
- * logged, if it failed: then nothing more can be said to the client. */
+ * logged, if it failed: then nothing more can be said to the client
+ * (session_run ends the TLS session either way). */
 static bool tls_handshake(struct session *s)
 {
 	long long deadline = io_monotonic_ms() + (long long)s->conf->tls_handshake_timeout * 1000;
@@ -176,10 +181,8 @@ static bool tls_handshake(struct session *s)
 	if (st != IO_OK) {
 		log_event("tls_error", "ip=%s what=handshake reason=%s", s->client->ip,
 			  st == IO_TIMEOUT ? "timed out" : s->tls.module->error(s->tls.conn));
-		tls_end(&s->tls);
 		return false;
 	}
-	s->tls_active = true;
 	s->in.tls = &s->tls;
 	s->out.tls = &s->tls;
 	s->tls.module->describe(s->tls.conn, s->tls_version, s->tls_cipher);
@@ -190,12 +193,12 @@ static bool tls_handshake(struct session *s)
 
 static void do_starttls(struct session *s, const char *arg)
 {
-	if (s->tls_active) {
+	if (in_tls(s)) {
 		reply(s, "503 5.5.1 Error: TLS already active");
 		return;
 	}
 	if (!tls_offered(s)) {
-		reply(s, "502 5.5.1 Error: command not implemented");
+		reply(s, "502 5.5.1 Error: TLS is not configured (tls_cert, tls_key)");
 		return;
 	}
 	if (arg[0] != '\0') {
@@ -211,7 +214,6 @@ static void do_starttls(struct session *s, const char *arg)
 	 * and is no command (CVE-2011-0411). */
 	reader_discard(&s->in);
 	if (writer_flush(&s->out) != IO_OK || !tls_handshake(s)) {
-		tls_end(&s->tls);
 		s->closing = true;
 		return;
 	}
@@ -240,19 +242,19 @@ static struct auth_tables *auth_tables(struct session *s)
 /* RFC 4954 4: over TLS only, unless auth_plaintext says otherwise. */
 static bool auth_offered(const struct session *s)
 {
-	return s->tls_active || s->conf->auth_plaintext;
+	return in_tls(s) || s->conf->auth_plaintext;
 }
 
-#define AUTH_LINE_SIZE (AUTH_RESPONSE_MAX + 1)
+#define LINE_SIZE (AUTH_RESPONSE_MAX + 1)	/* the longest line is AUTH's */
 
-static void wipe_auth_line(struct session *s)
+static void wipe_line(struct session *s)
 {
-	explicit_bzero(s->auth_line, AUTH_LINE_SIZE);
+	explicit_bzero(s->line, LINE_SIZE);
 }
 
 enum auth_step { STEP_OK, STEP_CANCELLED, STEP_FAILED };
 
-/* Sends "334 CHALLENGE" and reads the client's response into auth_line.
+/* Sends "334 CHALLENGE" and reads the client's response into line.
  * STEP_FAILED has sent its reply (or ended the session). */
 static enum auth_step auth_response(struct session *s, const char *challenge)
 {
@@ -260,7 +262,7 @@ static enum auth_step auth_response(struct session *s, const char *challenge)
 	int flags;
 
 	replyf(s, "334 %s", challenge);
-	int st = reader_line(&s->in, s->auth_line, AUTH_RESPONSE_MAX, &len, &flags);
+	int st = reader_line(&s->in, s->line, AUTH_RESPONSE_MAX, &len, &flags);
 	if (st == IO_TIMEOUT || st == IO_DEADLINE) {
 		close_with(s, st == IO_TIMEOUT ? TIMEOUT_REPLY : SESSION_TIME_REPLY);
 		return STEP_FAILED;
@@ -270,11 +272,11 @@ static enum auth_step auth_response(struct session *s, const char *challenge)
 		return STEP_FAILED;
 	}
 	if (flags & LINE_TOO_LONG) {
-		wipe_auth_line(s);
+		wipe_line(s);
 		reply(s, "500 5.5.6 Authentication exchange line is too long");
 		return STEP_FAILED;
 	}
-	if (strcmp(s->auth_line, "*") == 0) {
+	if (strcmp(s->line, "*") == 0) {
 		reply(s, "501 5.0.0 Authentication cancelled");
 		return STEP_CANCELLED;
 	}
@@ -350,10 +352,10 @@ static void auth_plain(struct session *s, const char *initial)
 	if (initial[0] == '\0') {
 		if (auth_response(s, "") != STEP_OK)
 			return;
-		initial = s->auth_line;
+		initial = s->line;
 	}
 	enum auth_decode d = auth_decode_plain(initial, name, password);
-	wipe_auth_line(s);
+	wipe_line(s);
 	if (d != AUTH_DECODED) {
 		explicit_bzero(password, sizeof password);
 		decode_failed(s, d, name);
@@ -371,10 +373,10 @@ static void auth_login(struct session *s, const char *initial)
 		auth_encode("Username:", challenge, sizeof challenge);
 		if (auth_response(s, challenge) != STEP_OK)
 			return;
-		initial = s->auth_line;
+		initial = s->line;
 	}
 	d = auth_decode_text(initial, name, sizeof name);
-	wipe_auth_line(s);
+	wipe_line(s);
 	if (d != AUTH_DECODED) {
 		decode_failed(s, d, "");
 		return;
@@ -382,8 +384,8 @@ static void auth_login(struct session *s, const char *initial)
 	auth_encode("Password:", challenge, sizeof challenge);
 	if (auth_response(s, challenge) != STEP_OK)
 		return;
-	d = auth_decode_text(s->auth_line, password, sizeof password);
-	wipe_auth_line(s);
+	d = auth_decode_text(s->line, password, sizeof password);
+	wipe_line(s);
 	if (d != AUTH_DECODED) {
 		explicit_bzero(password, sizeof password);
 		decode_failed(s, d, name);
@@ -640,7 +642,7 @@ static void protocol_name(const struct session *s, char *out, size_t size)
 {
 	const char *base = s->params.smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP";
 	/* RFC 3848 names no SMTPS or SMTPA: after HELO, plain SMTP */
-	bool secure = s->tls_active && s->esmtp, authed = s->auth_name[0] != '\0' && s->esmtp;
+	bool secure = in_tls(s) && s->esmtp, authed = s->auth_name[0] != '\0' && s->esmtp;
 
 	snprintf(out, size, "%s%s%s", base, secure ? "S" : "", authed ? "A" : "");
 }
@@ -648,7 +650,7 @@ static void protocol_name(const struct session *s, char *out, size_t size)
 /* What the Received header says of TLS: a comment after the protocol. */
 static void tls_trace(const struct session *s, char *out, size_t size)
 {
-	if (s->tls_active)
+	if (in_tls(s))
 		snprintf(out, size, " (%s %s)", s->tls_version, s->tls_cipher);
 	else
 		out[0] = '\0';
@@ -656,10 +658,8 @@ static void tls_trace(const struct session *s, char *out, size_t size)
 
 static int received_header(struct session *s, const char *qid, char *out, size_t size)
 {
-	char date[64], from[HELO_TRACE_MAX], protocol[16], tls[2 * TLS_NAME_MAX + 4];
-	char user[HELO_TRACE_MAX + 32] = "";
-	time_t now = time(NULL);
-	struct tm tm;
+	char date[RFC5322_DATE_MAX], from[HELO_TRACE_MAX], protocol[16];
+	char tls[2 * TLS_NAME_MAX + 4], user[HELO_TRACE_MAX + 32] = "";
 
 	helo_trace(s->helo, from);
 	if (s->auth_name[0] != '\0' && s->conf->received_auth) {
@@ -669,8 +669,7 @@ static int received_header(struct session *s, const char *qid, char *out, size_t
 	}
 	protocol_name(s, protocol, sizeof protocol);
 	tls_trace(s, tls, sizeof tls);
-	localtime_r(&now, &tm);
-	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+	rfc5322_date(time(NULL), date, sizeof date);
 	int n;
 	if (s->nrcpts == 1)
 		n = snprintf(out, size,
@@ -724,21 +723,18 @@ static long long data_deadline(const struct session *s, long long start_ms, uint
 static size_t add_missing_fields(struct session *s, struct queue_client *q,
 				 const struct data_state *d, const char *qid)
 {
-	char fields[REPLY_MAX], date[64];
+	char fields[sizeof "Message-ID: <@>\nDate: \n" + QID_MAX + CONF_HOSTNAME_MAX +
+		    RFC5322_DATE_MAX];
+	char date[RFC5322_DATE_MAX];
 	size_t n = 0;
 
 	if (!d->has_message_id)
-		n += (size_t)snprintf(fields + n, sizeof fields - n, "Message-ID: <%s@%s>\n", qid,
+		n += (size_t)snprintf(fields, sizeof fields, "Message-ID: <%s@%s>\n", qid,
 				      s->conf->hostname);
-	if (!d->has_date && n < sizeof fields) {
-		time_t now = time(NULL);
-		struct tm tm;
-		localtime_r(&now, &tm);
-		strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+	if (!d->has_date) {
+		rfc5322_date(time(NULL), date, sizeof date);
 		n += (size_t)snprintf(fields + n, sizeof fields - n, "Date: %s\n", date);
 	}
-	if (n >= sizeof fields)
-		n = 0;	/* a hostname that long cannot be */
 	if (n > 0 && d->fault == DATA_OK)
 		queue_write(q, fields, n);
 	return n;
@@ -956,7 +952,7 @@ static void dispatch(struct session *s, const struct smtp_command *cmd)
 
 static void command_loop(struct session *s)
 {
-	char *line = s->auth_line;	/* an AUTH line may hold a response */
+	char *line = s->line;
 	struct smtp_command cmd;
 
 	while (!s->closing) {
@@ -973,8 +969,8 @@ static void command_loop(struct session *s)
 		if (!line_problem(s, flags, len, cmd.verb))
 			dispatch(s, &cmd);
 		if (cmd.verb == VERB_AUTH) {
-			wipe_auth_line(s);	/* whatever became of it */
-			s->auth_line_held_secret = true;
+			wipe_line(s);	/* whatever became of it */
+			s->line_held_secret = true;
 		}
 		if (!s->closing && s->conf->max_errors > 0 &&
 		    s->errors_since_mail >= s->conf->max_errors)
@@ -993,10 +989,10 @@ int session_run(const struct tern_conf *conf, const struct client_info *client,
 	s->mode = mode;
 	s->queue_link.sock = -1;
 	s->rcpts = calloc(conf->max_recipients + 1, sizeof *s->rcpts);
-	s->auth_line = malloc(AUTH_LINE_SIZE);
-	if (s->rcpts == NULL || s->auth_line == NULL) {
+	s->line = malloc(LINE_SIZE);
+	if (s->rcpts == NULL || s->line == NULL) {
 		free(s->rcpts);
-		free(s->auth_line);
+		free(s->line);
 		free(s);
 		return 111;
 	}
@@ -1016,8 +1012,7 @@ int session_run(const struct tern_conf *conf, const struct client_info *client,
 	}
 	s->out.deadline_ms = io_monotonic_ms() + LINGER_MS;	/* for the last reply */
 	writer_flush(&s->out);
-	if (s->tls_active)
-		tls_end(&s->tls);
+	tls_end(&s->tls);	/* nothing if TLS never started */
 	reader_linger(&s->in, 1);
 	log_event("disconnect", "ip=%s msgs=%u errors=%u", client->ip, s->messages, s->errors);
 
@@ -1030,9 +1025,9 @@ int session_run(const struct tern_conf *conf, const struct client_info *client,
 		table_close(&s->auth_tables->senders);
 		free(s->auth_tables);
 	}
-	if (s->auth_line_held_secret)
-		wipe_auth_line(s);
-	free(s->auth_line);
+	if (s->line_held_secret)
+		wipe_line(s);
+	free(s->line);
 	free(s->rcpts);
 	free(s);
 	return 0;
