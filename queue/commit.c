@@ -195,16 +195,18 @@ static void take_back(struct commit *c, char *incoming)
 	incoming[0] = '\0';
 }
 
+/* The folders a batch syncs, and what their failure is called. */
+static const char *const batch_folders[] = { SPOOL_MESS, SPOOL_INCOMING };
+static const char *const batch_folder_what[] = { "fsync mess", "fsync incoming" };
+
 /* Opens mess/ and incoming/ of SPOOL into DIRS: NULL, or what failed
  * (errno set; those opened are closed). */
 static const char *open_folders(const char *spool, int dirs[2])
 {
-	static const char *const names[] = { SPOOL_MESS, SPOOL_INCOMING };
-	static const char *const what[] = { "fsync mess", "fsync incoming" };
 	char dir[PATH_MAX];
 
 	for (size_t i = 0; i < 2; i++) {
-		dirs[i] = spool_path(dir, sizeof dir, spool, names[i], NULL) < 0 ? -1
+		dirs[i] = spool_path(dir, sizeof dir, spool, batch_folders[i], NULL) < 0 ? -1
 			: open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (dirs[i] < 0) {
 			int error = errno;
@@ -213,7 +215,7 @@ static const char *open_folders(const char *spool, int dirs[2])
 				dirs[0] = -1;
 			}
 			errno = error;
-			return what[i];
+			return batch_folder_what[i];
 		}
 	}
 	return NULL;
@@ -227,7 +229,6 @@ static const char *open_folders(const char *spool, int dirs[2])
 static void sync_batch(struct syncs *syncs, struct commit *const *batch, size_t n,
 		       char (*incoming)[PATH_MAX], struct sync_job *jobs)
 {
-	static const char *const folder_what[] = { "fsync mess", "fsync incoming" };
 	int dirs[2] = { -1, -1 };
 	size_t njobs = 0, linked = 0;
 
@@ -246,7 +247,7 @@ static void sync_batch(struct syncs *syncs, struct commit *const *batch, size_t 
 	syncs_run(syncs, jobs, njobs);
 	for (size_t i = 0; what == NULL && linked > 0 && i < 2; i++)
 		if (jobs[2 * linked + i].error != 0) {
-			what = folder_what[i];
+			what = batch_folder_what[i];
 			folder_error = jobs[2 * linked + i].error;
 		}
 	if (dirs[0] >= 0)

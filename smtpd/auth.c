@@ -381,6 +381,18 @@ enum auth_verdict auth_verify(const struct tern_conf *conf, struct table *users,
 
 /* ---- sender ownership ---- */
 
+/* TEXT as a mailbox with a domain, in M and lowercased as tables match
+ * it, written out into CANON; false if it is none. */
+static bool canonical(const char *text, struct mailbox *m, char canon[ADDR_BUFFER])
+{
+	if (addr_parse(text, m) != ADDR_OK || m->domain[0] == '\0')
+		return false;
+	str_lower(m->local);
+	str_lower(m->domain);
+	addr_format(m, canon, ADDR_BUFFER);
+	return true;
+}
+
 /* ITEM (one entry of a senders list) covers FULL or BASE ("" when there is no tag), both
  * canonical "local@domain" with the local part lowercased, at DOMAIN? */
 static bool item_covers(const char *item, const char *full, const char *base,
@@ -395,11 +407,8 @@ static bool item_covers(const char *item, const char *full, const char *base,
 		str_lower(canon);
 		return strcmp(canon, domain) == 0;
 	}
-	if (addr_parse(item, &m) != ADDR_OK || m.domain[0] == '\0')
+	if (!canonical(item, &m, canon))
 		return false;
-	str_lower(m.local);
-	str_lower(m.domain);
-	addr_format(&m, canon, sizeof canon);
 	return strcmp(canon, full) == 0 || (base[0] != '\0' && strcmp(canon, base) == 0);
 }
 
@@ -408,11 +417,8 @@ static bool item_covers(const char *item, const char *full, const char *base,
 static bool sender_forms(const struct tern_conf *conf, const char *address,
 			 struct mailbox *m, char full[ADDR_BUFFER], char base[ADDR_BUFFER])
 {
-	if (addr_parse(address, m) != ADDR_OK || m->domain[0] == '\0')
+	if (!canonical(address, m, full))
 		return false;
-	str_lower(m->local);
-	str_lower(m->domain);
-	addr_format(m, full, ADDR_BUFFER);
 	base[0] = '\0';
 	const char *delimiters = conf->recipient_delimiter;
 	if (delimiters[0] == '\0' || m->local[0] == '"')

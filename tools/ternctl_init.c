@@ -230,12 +230,6 @@ static int make_maildirs(const char *dir, const struct init_args *a)
 	return 0;
 }
 
-static void report_line(const char *line, void *arg)
-{
-	(void)arg;
-	fprintf(stderr, "%s\n", line);
-}
-
 static int make_instance(const struct init_args *a)
 {
 	char dir[PATH_MAX], etc[PATH_MAX], path[PATH_MAX], cert[PATH_MAX], key[PATH_MAX];
@@ -290,7 +284,7 @@ static int make_instance(const struct init_args *a)
 		atomic_abort(&out);
 		return CTL_REFUSED;
 	}
-	if (table_compile_all(&conf, report_line, NULL) != 0) {
+	if (table_compile_all(&conf, NULL, NULL) != 0) {
 		atomic_abort(&out);
 		return CTL_REFUSED;
 	}
@@ -337,7 +331,7 @@ int cmd_compile(struct ctl *ctl)
 	}
 	if (ctl_load_conf(ctl, &conf) < 0)
 		return CTL_REFUSED;
-	int r = table_compile_all(&conf, report_line, NULL);
+	int r = table_compile_all(&conf, NULL, NULL);
 	if (r != 0) {
 		fprintf(stderr, "ternctl compile: nothing replaced; the old tables stay in use\n");
 		return r < 0 ? CTL_TEMPORARY : CTL_REFUSED;
@@ -381,7 +375,7 @@ int cmd_check(struct ctl *ctl)
 	if (ctl_load_conf(ctl, &conf) < 0)
 		return CTL_REFUSED;
 	for (size_t i = 0; table_names[i] != NULL; i++) {
-		int n = table_check(&conf, table_names[i], report_line, NULL);
+		int n = table_check(&conf, table_names[i], NULL, NULL);
 		if (n < 0) {
 			fprintf(stderr, "%s: %s\n", table_names[i], strerror(errno));
 			problems++;

@@ -32,18 +32,16 @@ enum line_result { LINE_OK, LINE_EOF, LINE_TOO_LONG, LINE_NUL, LINE_INTERRUPTED,
 static enum line_result read_line(int fd, char *buf, size_t size, size_t *len)
 {
 	size_t n = 0;
-	bool any = false;
 
 	for (;;) {
 		char ch;
 		ssize_t r = read(fd, &ch, 1);
 		if (r < 0)
 			return errno == EINTR ? LINE_INTERRUPTED : LINE_ERROR;
-		if (r == 0 && !any)
+		if (r == 0 && n == 0)
 			return LINE_EOF;
 		if (r == 0 || ch == '\n')
 			break;
-		any = true;
 		if (ch == '\0')
 			return LINE_NUL;
 		if (n + 1 >= size)
@@ -249,24 +247,14 @@ static int store_users(const struct users_file *u, const char *text, size_t len)
 	return atomic_commit(&f);
 }
 
-/* The tables did not compile: users goes back to what it was. */
-static int restore_users(const struct users_file *u)
+/* The tables did not compile: users (in DIR) goes back to what it was. */
+static int restore_users(const struct users_file *u, const char *dir)
 {
-	char folder[PATH_MAX];
-
 	if (u->exists)
 		return store_users(u, u->text, u->len);
 	if (unlink(u->path) < 0)
 		return -1;
-	str_copy(folder, sizeof folder, u->path);
-	*strrchr(folder, '/') = '\0';
-	return fsync_dir(folder);
-}
-
-static void report_line(const char *line, void *arg)
-{
-	(void)arg;
-	fprintf(stderr, "%s\n", line);
+	return fsync_dir(dir);
 }
 
 static int set_password(const struct tern_conf *conf, const char *name, const char *hash)
@@ -290,10 +278,10 @@ static int set_password(const struct tern_conf *conf, const char *name, const ch
 		r = CTL_TEMPORARY;
 		goto out;
 	}
-	int compiled = table_compile_all(conf, report_line, NULL);
+	int compiled = table_compile_all(conf, NULL, NULL);
 	if (compiled != 0) {
 		r = compiled < 0 ? CTL_TEMPORARY : CTL_REFUSED;
-		if (restore_users(&u) == 0) {
+		if (restore_users(&u, conf->dir) == 0) {
 			fprintf(stderr, "ternctl passwd: the tables did not compile; users and "
 				"every cdb are as they were\n");
 		} else {
