@@ -40,17 +40,20 @@ size_t users_rewrite_size(size_t len, const char *name, const char *hash)
 }
 
 /* The key of the table line LINE (LEN octets, its LF excluded), as
- * lib/table.c reads it: after leading blanks, up to a blank or CR. */
+ * lib/table.c reads it: a CR at the end cut, then after leading blanks,
+ * up to a blank. */
 static bool line_is_for(const char *line, size_t len, const char *name)
 {
 	size_t i = 0, nlen = strlen(name);
 
 	if (len > 0 && line[0] == '#')
 		return false;
+	if (len > 0 && line[len - 1] == '\r')
+		len--;
 	while (i < len && (line[i] == ' ' || line[i] == '\t'))
 		i++;
 	size_t start = i;
-	while (i < len && line[i] != ' ' && line[i] != '\t' && line[i] != '\r')
+	while (i < len && line[i] != ' ' && line[i] != '\t')
 		i++;
 	return i - start == nlen && memcmp(line + start, name, nlen) == 0;
 }
